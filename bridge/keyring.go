@@ -1,0 +1,134 @@
+package bridge
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MinMasterKeyLen is the shortest master key a Keyring accepts.
+const MinMasterKeyLen = 32
+
+// Keyring holds the keys derived from paybridge's one master key: the HMAC key that signs agent
+// tokens and the AES-256-GCM key that seals provider tokens at rest. Every node of a deployment
+// must share the master key.
+type Keyring struct {
+	tokenMAC []byte
+	aead     cipher.AEAD
+}
+
+// NewKeyring derives the keys from master, which must be at least MinMasterKeyLen random bytes.
+func NewKeyring(master []byte) (*Keyring, error) {
+	if len(master) < MinMasterKeyLen {
+		return nil, fmt.Errorf("master key is %d bytes, need at least %d", len(master), MinMasterKeyLen)
+	}
+	block, err := aes.NewCipher(derive(master, "paybridge seal v1"))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Keyring{tokenMAC: derive(master, "paybridge agent token v1"), aead: aead}, nil
+}
+
+// derive returns HMAC-SHA256(master, label): independent 32-byte keys for independent uses.
+func derive(master []byte, label string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}
+
+// Seal encrypts plain with a random nonce; associated binds the ciphertext to its owner so it
+// cannot be moved to another record.
+func (k *Keyring) Seal(plain, associated []byte) []byte {
+	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plain)+k.aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return k.aead.Seal(nonce, nonce, plain, associated)
+}
+
+// Open decrypts what Seal produced with the same associated data.
+func (k *Keyring) Open(sealed, associated []byte) ([]byte, error) {
+	n := k.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("sealed value too short")
+	}
+	return k.aead.Open(nil, sealed[:n], sealed[n:], associated)
+}
+
+// AgentToken is what an agent token asserts: one agent of one merchant, in one mode, until
+// ExpiresAt.
+type AgentToken struct {
+	MerchantID string    `json:"m"`
+	Mode       Mode      `json:"-"`
+	AgentID    string    `json:"a"`
+	ExpiresAt  time.Time `json:"-"`
+	Expiry     int64     `json:"e"`
+}
+
+const agentTokenPrefix = "vp_at_"
+
+// IssueAgentToken returns a signed token for agent of merchant in mode, valid until expiresAt.
+func (k *Keyring) IssueAgentToken(merchantID string, mode Mode, agentID string, expiresAt time.Time) string {
+	payload, _ := json.Marshal(AgentToken{MerchantID: merchantID, AgentID: agentID, Expiry: expiresAt.Unix()})
+	head := agentTokenPrefix + string(mode) + "_" + base64.RawURLEncoding.EncodeToString(payload)
+	return head + "." + base64.RawURLEncoding.EncodeToString(k.mac(head))
+}
+
+func (k *Keyring) mac(s string) []byte {
+	m := hmac.New(sha256.New, k.tokenMAC)
+	m.Write([]byte(s))
+	return m.Sum(nil)
+}
+
+// VerifyAgentToken checks token's signature and expiry at now. It answers auth_invalid_key for
+// anything malformed or forged and auth_key_expired for a token past its expiry.
+func (k *Keyring) VerifyAgentToken(token string, now time.Time) (*AgentToken, error) {
+	invalid := Errorf(CodeAuthInvalidKey, "The agent token is malformed or was not issued by this paybridge.").
+		WithFix("Mint a fresh agent token with POST /v1/agent_tokens from your backend and pass it to the widget.")
+	rest, ok := strings.CutPrefix(token, agentTokenPrefix)
+	if !ok || len(token) > 2048 {
+		return nil, invalid
+	}
+	var mode Mode
+	switch {
+	case strings.HasPrefix(rest, "test_"):
+		mode = ModeTest
+	case strings.HasPrefix(rest, "live_"):
+		mode = ModeLive
+	default:
+		return nil, invalid
+	}
+	head, sig, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, invalid
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, k.mac(head)) {
+		return nil, invalid
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(head[len(agentTokenPrefix)+len("test_"):])
+	if err != nil {
+		return nil, invalid
+	}
+	var t AgentToken
+	if err := json.Unmarshal(payload, &t); err != nil || t.MerchantID == "" || t.AgentID == "" {
+		return nil, invalid
+	}
+	t.Mode = mode
+	t.ExpiresAt = time.Unix(t.Expiry, 0).UTC()
+	if !now.Before(t.ExpiresAt) {
+		return nil, Errorf(CodeAuthKeyExpired, "The agent token has expired.").
+			WithFix("Mint a fresh agent token with POST /v1/agent_tokens; the widget asks its host page for one when this happens.")
+	}
+	return &t, nil
+}

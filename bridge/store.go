@@ -1,0 +1,127 @@
+package bridge
+
+import (
+	"context"
+	"time"
+)
+
+// Store is paybridge's durable state. boltstore is the single-node default; every
+// implementation passes the conformance suite in bridge/storetest. Methods return ErrNotFound and
+// ErrConflict (possibly wrapped) for those conditions and other errors for storage failures.
+type Store interface {
+	SessionStore
+	KeyStore
+	OutboxStore
+	IdempotencyStore
+	// Ping reports whether the store can serve requests, for /readyz.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
+
+// SessionStore holds sessions and their attempts.
+type SessionStore interface {
+	// CreateSession stores a new session; ErrConflict if its id exists.
+	CreateSession(ctx context.Context, s *Session) error
+	// Session returns the session with id, or ErrNotFound.
+	Session(ctx context.Context, id string) (*Session, error)
+	// SessionByGUID returns the session one of whose attempts has VCC session GUID guid.
+	SessionByGUID(ctx context.Context, guid string) (*Session, error)
+	// UpdateSession reads the session, calls fn on a private copy and, if fn returns nil, writes
+	// the copy (Version bumped) together with every message fn added to the outbox, in one
+	// transaction; so a transition and its webhook are stored together or not at all. An error
+	// from fn is returned unchanged and nothing is written.
+	UpdateSession(ctx context.Context, id string, fn func(s *Session, out *Outbox) error) (*Session, error)
+	// ListSessions returns the sessions matching f, newest first.
+	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
+	// OpenSessions returns every session that is pending or active, in any merchant and mode.
+	OpenSessions(ctx context.Context) ([]*Session, error)
+}
+
+// SessionFilter selects sessions for ListSessions. MerchantID and Mode are required.
+type SessionFilter struct {
+	MerchantID    string
+	Mode          Mode
+	AgentID       string // optional
+	Status        Status // optional
+	Limit         int    // 1..100; 0 means 10
+	StartingAfter string // a session id: return those created before it
+}
+
+// KeyStore holds API keys, by their hash.
+type KeyStore interface {
+	// CreateAPIKey stores a new key; ErrConflict if its id or hash exists.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// APIKey returns the key with id, or ErrNotFound.
+	APIKey(ctx context.Context, id string) (*APIKey, error)
+	// APIKeyByHash returns the key whose Hash is hash, or ErrNotFound.
+	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	// UpdateAPIKey changes a key under fn like UpdateSession does.
+	UpdateAPIKey(ctx context.Context, id string, fn func(k *APIKey) error) (*APIKey, error)
+	// ListAPIKeys returns a merchant's keys, oldest first.
+	ListAPIKeys(ctx context.Context, merchantID string) ([]*APIKey, error)
+}
+
+// OutboxMessage is one merchant webhook delivery waiting to happen, written in the same
+// transaction as the session transition it reports.
+type OutboxMessage struct {
+	ID            string    `json:"id"` // the event id, vp_evt_...; receivers deduplicate on it
+	MerchantID    string    `json:"merchantId"`
+	Type          EventType `json:"type"`
+	Payload       []byte    `json:"payload"` // the exact body that is signed and sent
+	CreatedAt     time.Time `json:"createdAt"`
+	Attempts      int       `json:"attempts"`
+	NextAttemptAt time.Time `json:"nextAttemptAt"`
+	DeliveredAt   time.Time `json:"deliveredAt,omitzero"`
+	AbandonedAt   time.Time `json:"abandonedAt,omitzero"` // gave up after the retry window
+	LastError     string    `json:"lastError,omitempty"`
+}
+
+// Pending reports whether the message still needs delivering.
+func (m *OutboxMessage) Pending() bool { return m.DeliveredAt.IsZero() && m.AbandonedAt.IsZero() }
+
+// Outbox collects the messages an UpdateSession writes with its session.
+type Outbox struct{ messages []*OutboxMessage }
+
+// Add queues m to be written with the update.
+func (o *Outbox) Add(m *OutboxMessage) { o.messages = append(o.messages, m) }
+
+// Messages returns what was added.
+func (o *Outbox) Messages() []*OutboxMessage { return o.messages }
+
+// OutboxStore holds undelivered merchant webhooks.
+type OutboxStore interface {
+	// DueOutbox returns up to limit pending messages whose NextAttemptAt is not after now,
+	// earliest first.
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]*OutboxMessage, error)
+	// OutboxMessage returns the message with id, or ErrNotFound.
+	OutboxMessage(ctx context.Context, id string) (*OutboxMessage, error)
+	// UpdateOutbox changes a message under fn like UpdateSession does.
+	UpdateOutbox(ctx context.Context, id string, fn func(m *OutboxMessage) error) (*OutboxMessage, error)
+}
+
+// IdempotencyRecord remembers the first response to a request sent with an Idempotency-Key.
+type IdempotencyRecord struct {
+	Key         string    `json:"key"`         // scope (merchant, mode) + the client's key
+	RequestHash string    `json:"requestHash"` // hash of method, path and body
+	Done        bool      `json:"done"`        // false while the first request is in flight
+	Status      int       `json:"status,omitempty"`
+	Body        []byte    `json:"body,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+}
+
+// IdempotencyStore holds idempotency records.
+type IdempotencyStore interface {
+	// ReserveIdempotency stores rec if no unexpired record has its key and returns (nil, nil);
+	// otherwise it stores nothing and returns the existing record.
+	ReserveIdempotency(ctx context.Context, rec *IdempotencyRecord) (*IdempotencyRecord, error)
+	// CompleteIdempotency records the response of the request that reserved key.
+	CompleteIdempotency(ctx context.Context, key string, status int, body []byte) error
+	// ReleaseIdempotency deletes the reservation of key, so a retry can run again.
+	ReleaseIdempotency(ctx context.Context, key string) error
+	// IdempotencyRecord returns the record with key, or ErrNotFound (expired ones too).
+	IdempotencyRecord(ctx context.Context, key string, now time.Time) (*IdempotencyRecord, error)
+	// PurgeIdempotency deletes records that expired before now and returns how many.
+	PurgeIdempotency(ctx context.Context, now time.Time) (int, error)
+}
