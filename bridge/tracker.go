@@ -1,0 +1,185 @@
+package bridge
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// tracker is the in-memory index of open sessions that drives background work (expiry, polling)
+// and agent snapshots without scanning the store. It is rebuilt from Store.OpenSessions at start.
+type tracker struct {
+	loadMu sync.Mutex
+	loaded bool
+
+	mu      sync.Mutex
+	items   map[string]*tracked
+	byAgent map[AgentRef]map[string]struct{}
+}
+
+type tracked struct {
+	id        string
+	agent     AgentRef
+	createdAt time.Time
+	expiresAt time.Time
+	nextPoll  time.Time // for a pending session: when to give up on it
+	pending   bool
+	busy      bool // a sweep is working on it
+}
+
+func (t *tracker) put(item *tracked) {
+	if old := t.items[item.id]; old != nil {
+		item.busy = old.busy
+	}
+	t.items[item.id] = item
+	if t.byAgent == nil {
+		t.byAgent = make(map[AgentRef]map[string]struct{})
+	}
+	ids := t.byAgent[item.agent]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		t.byAgent[item.agent] = ids
+	}
+	ids[item.id] = struct{}{}
+}
+
+func newTracked(sess *Session, next time.Time) *tracked {
+	return &tracked{
+		id:        sess.ID,
+		agent:     AgentRef{MerchantID: sess.MerchantID, Mode: sess.Mode, AgentID: sess.AgentID},
+		createdAt: sess.CreatedAt, expiresAt: sess.ExpiresAt, nextPoll: next,
+		pending: sess.Status == StatusPending,
+	}
+}
+
+// track records an active session whose next poll is due at next.
+func (t *tracker) track(sess *Session, next time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.put(newTracked(sess, next))
+}
+
+// trackIfAbsent records a session read from the store at start: active ones poll at once,
+// pending ones are given up on at pendingDue.
+func (t *tracker) trackIfAbsent(sess *Session, now, pendingDue time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.items[sess.ID]; ok {
+		return
+	}
+	next := now
+	if sess.Status == StatusPending {
+		next = pendingDue
+	}
+	t.put(newTracked(sess, next))
+}
+
+func (t *tracker) untrack(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	item := t.items[id]
+	if item == nil {
+		return
+	}
+	delete(t.items, id)
+	if ids := t.byAgent[item.agent]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(t.byAgent, item.agent)
+		}
+	}
+}
+
+// ofAgent returns the agent's open session ids, oldest first.
+func (t *tracker) ofAgent(agent AgentRef) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	items := make([]*tracked, 0, len(t.byAgent[agent]))
+	for id := range t.byAgent[agent] {
+		items = append(items, t.items[id])
+	}
+	slices.SortFunc(items, func(a, b *tracked) int {
+		if c := a.createdAt.Compare(b.createdAt); c != 0 {
+			return c
+		}
+		return compareStrings(a.id, b.id)
+	})
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.id
+	}
+	return ids
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// due returns copies of the sessions needing work at now and marks them busy.
+func (t *tracker) due(now time.Time) []tracked {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []tracked
+	for _, it := range t.items {
+		if it.busy || (now.Before(it.expiresAt) && now.Before(it.nextPoll)) {
+			continue
+		}
+		it.busy = true
+		out = append(out, *it)
+	}
+	return out
+}
+
+// done ends a sweep's work on id; if the session is still open its next poll is at next.
+func (t *tracker) done(id string, next time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if it := t.items[id]; it != nil {
+		it.busy = false
+		if !it.pending {
+			it.nextPoll = next
+		}
+	}
+}
+
+// keyedMutex serialises work on one key (a session id) without a global lock.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu      sync.Mutex
+	waiters int
+}
+
+// lock takes the lock for key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyedLock)
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.waiters++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		l.waiters--
+		if l.waiters == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/bridge/boltstore"
+	"github.com/paybridge/paybridge/config"
+	"github.com/paybridge/paybridge/vcc"
+	"github.com/paybridge/paybridge/web"
+)
+
+// app is one running paybridge: the graph main builds from a configuration.
+type app struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	store    *boltstore.Store
+	hub      *bridge.Hub
+	sessions *bridge.Service
+	keys     *bridge.KeyService
+	server   *web.Server
+	listener net.Listener
+}
+
+// appOptions are what an app needs besides its configuration.
+type appOptions struct {
+	logger   *slog.Logger
+	clock    bridge.Clock // nil: the system clock
+	listener net.Listener // nil: listen on cfg.Listen
+	demo     func(a *app) http.Handler
+}
+
+// newApp opens the store, builds the services and the HTTP server, and binds the listener. If
+// the listener's port was 0, cfg's public URLs are derived from the bound address.
+func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
+	a := &app{cfg: cfg, logger: o.logger}
+	clock := o.clock
+	if clock == nil {
+		clock = bridge.SystemClock{}
+	}
+	a.listener = o.listener
+	if a.listener == nil {
+		if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			a.listener.Close()
+			if a.store != nil {
+				a.store.Close()
+			}
+		}
+	}()
+	if strings.HasSuffix(cfg.Listen, ":0") {
+		cfg.Listen = a.listener.Addr().String()
+		cfg.PublicBaseURL, cfg.DocsBaseURL = "", ""
+		cfg.ApplyDefaults()
+	}
+
+	master, err := masterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keyring, err := bridge.NewKeyring(master)
+	if err != nil {
+		return nil, err
+	}
+	if a.store, err = boltstore.Open(filepath.Join(cfg.DataDir, "paybridge.db"), boltstore.Options{Logger: a.logger}); err != nil {
+		return nil, err
+	}
+	merchants := bridge.StaticMerchants(cfg.BridgeMerchants())
+	a.hub = bridge.NewHub(a.logger, 0)
+	provider := vcc.New(vcc.Options{Clock: clock, Logger: a.logger, RequestTimeout: cfg.VCC.RequestTimeout, MaxRetries: retries(cfg.VCC.MaxRetries)})
+	a.sessions, err = bridge.NewService(bridge.ServiceOptions{
+		Store: a.store, Merchants: merchants, Provider: provider, Publisher: a.hub, Keyring: keyring,
+		Clock: clock, Logger: a.logger,
+		ProviderLifetime: cfg.Provider.SessionLifetime, MaxAttempts: cfg.Provider.MaxAttempts,
+		DefaultTTL: cfg.Sessions.DefaultTTL, PollInterval: cfg.Provider.PollInterval,
+		PollConcurrency: cfg.Provider.PollConcurrency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.keys = bridge.NewKeyService(bridge.KeyServiceOptions{
+		Store: a.store, Merchants: merchants, Keyring: keyring, Clock: clock,
+		RollGrace: cfg.Keys.RollGrace, AgentTokenTTL: cfg.AgentTokens.DefaultTTL, MaxAgentTokenTTL: cfg.AgentTokens.MaxTTL,
+	})
+	var demo http.Handler
+	if o.demo != nil {
+		demo = o.demo(a)
+	}
+	a.server, err = web.NewServer(web.Options{
+		Sessions: a.sessions, Keys: a.keys, Hub: a.hub, Store: a.store, Clock: clock, Logger: a.logger,
+		PublicBaseURL: cfg.PublicBaseURL, DocsBaseURL: cfg.DocsBaseURL, Demo: demo,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// retries maps the configuration's "0 means no retries" onto the client's "negative disables".
+func retries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// baseURL is where clients reach this app.
+func (a *app) baseURL() string { return strings.TrimSuffix(a.cfg.PublicBaseURL, "/") }
+
+// run serves until ctx ends, then closes agent sockets, drains requests and closes the store.
+func (a *app) run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           a.server,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	go func() { _ = a.sessions.Run(bg) }()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(a.listener) }()
+	a.logger.Info("paybridge listening", "addr", a.listener.Addr().String(), "baseUrl", a.baseURL())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	stopBackground()
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.server.Shutdown(shutdown)
+	if serr := srv.Shutdown(shutdown); serr != nil && err == nil {
+		err = serr
+	}
+	if cerr := a.store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// masterKey returns the configured master key or the one kept in <dataDir>/master.key, making
+// that file (0600) on first start.
+func masterKey(cfg *config.Config) ([]byte, error) {
+	key, err := cfg.MasterKeyBytes()
+	if err != nil || key != nil {
+		return key, err
+	}
+	path := filepath.Join(cfg.DataDir, "master.key")
+	data, err := os.ReadFile(path)
+	if err == nil {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(key) < bridge.MinMasterKeyLen {
+			return nil, fmt.Errorf("%s does not hold a base64 key of at least %d bytes", path, bridge.MinMasterKeyLen)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	key = make([]byte, 32)
+	_, _ = rand.Read(key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	_, err = io.WriteString(f, base64.StdEncoding.EncodeToString(key)+"\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return key, err
+}
+
+// newLogger builds the process logger: JSON or text on w at level, with request ids.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(web.ContextLogHandler(h))
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/config"
+)
+
+// demoAgentID is the agent the demo's keys, curl line and agent desktop use.
+const demoAgentID = "demo-agent"
+
+// demoInfo is what `demo --info FILE` writes: everything a script or test needs to drive it.
+type demoInfo struct {
+	BaseURL        string `json:"baseUrl"`
+	SecretKey      string `json:"secretKey"`
+	PublishableKey string `json:"publishableKey"`
+	MerchantID     string `json:"merchantId"`
+	AgentID        string `json:"agentId"`
+	VCCStubURL     string `json:"vccStubUrl"`
+	PCIPalStubURL  string `json:"pcipalStubUrl"`
+}
+
+// runDemo is `paybridge demo`: both stubs and the bridge on loopback with a sandbox merchant and
+// fresh test keys; no configuration needed.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	addr := fs.String("addr", config.DefaultListen, "address for paybridge (port 0 picks a free one)")
+	dataDir := fs.String("data", "", "directory for durable state (default: a temporary one, removed at exit)")
+	infoFile := fs.String("info", "", "write base URL, keys and stub URLs to this file as JSON")
+	verbose := fs.Bool("verbose", false, "log every request (info level) instead of warnings only")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	logger := newLogger(stderr, "text", level)
+
+	if *dataDir == "" {
+		tmp, err := os.MkdirTemp("", "paybridge-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dataDir = tmp
+	}
+	stubs, err := startStubs("127.0.0.1:0", bridge.SystemClock{}, logger)
+	if err != nil {
+		return err
+	}
+	defer stubs.close()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (try --addr 127.0.0.1:0)", *addr, err)
+	}
+	cfg := config.Demo(stubs.baseURL())
+	cfg.Listen, cfg.PublicBaseURL, cfg.DocsBaseURL = ln.Addr().String(), "", ""
+	cfg.DataDir = *dataDir
+	cfg.Log = config.Log{Level: level.String(), Format: "text"}
+	cfg.ApplyDefaults()
+	_, port, _ := net.SplitHostPort(cfg.Listen)
+	// The demo agent desktop is served by paybridge itself, so its own origins may use the
+	// publishable key.
+	cfg.Merchants[0].AllowedOrigins = []string{cfg.PublicBaseURL, "http://localhost:" + port}
+	a, err := newApp(cfg, appOptions{logger: logger, listener: ln})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	merchant := cfg.Merchants[0].ID
+	secret, _, err := a.keys.CreateKey(ctx, merchant, bridge.KeySecret, bridge.ModeTest)
+	if err != nil {
+		return err
+	}
+	publishable, _, err := a.keys.CreateKey(ctx, merchant, bridge.KeyPublishable, bridge.ModeTest)
+	if err != nil {
+		return err
+	}
+	info := demoInfo{BaseURL: a.baseURL(), SecretKey: secret, PublishableKey: publishable, MerchantID: merchant,
+		AgentID: demoAgentID, VCCStubURL: stubs.baseURL(), PCIPalStubURL: stubs.pcipal.BaseURL()}
+	if *infoFile != "" {
+		if err := writeJSONFile(*infoFile, info); err != nil {
+			return err
+		}
+	}
+	printDemoBanner(stdout, info)
+	return a.run(ctx)
+}
+
+func printDemoBanner(w io.Writer, in demoInfo) {
+	fmt.Fprintf(w, `
+paybridge demo is running (test mode, stub VCC and PCI Pal; nothing leaves this machine)
+
+  paybridge:        %[1]s
+  error reference:  %[1]s/docs/error-codes
+  merchant / agent: %[4]s / %[5]s
+  secret key:       %[2]s
+  publishable key:  %[3]s
+
+Create a payment session for the agent:
+
+  curl -s -X POST %[1]s/v1/sessions \
+    -H 'Authorization: Bearer %[2]s' \
+    -H 'Content-Type: application/json' \
+    -d '{"agentId":"%[5]s","amount":1240,"currency":"GBP","reference":"INV-1001"}'
+
+Watch the agent's socket (the browser widget comes in a later release): mint an agent token,
+
+  curl -s -X POST %[1]s/v1/agent_tokens -H 'Authorization: Bearer %[2]s' \
+    -H 'Content-Type: application/json' -d '{"agentId":"%[5]s"}'
+
+then connect any WebSocket client with an Origin of %[1]s, e.g.
+
+  websocat -H 'Origin: %[1]s' '%[6]s/v1/ws?key=%[3]s'
+
+and send {"type":"auth","agentToken":"<token>"} as the first message. Drive the stub VCC with
+  curl -X POST %[7]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"decision":"ACCEPT"}'
+
+Press Ctrl-C to stop.
+`, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, "ws"+in.BaseURL[len("http"):], in.VCCStubURL)
+}
+
+// writeJSONFile writes v to path atomically (a reader never sees half a file), readable only by
+// its owner since it holds keys.
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".paybridge-info-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

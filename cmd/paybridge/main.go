@@ -1,0 +1,100 @@
+// Command paybridge runs the contact-centre PCI payment bridge, its demo and its upstream stubs.
+//
+//	paybridge demo  [--addr A] [--data DIR] [--info FILE]   stubs + bridge on loopback, no config
+//	paybridge serve --config FILE                             the bridge against real (or stub) upstreams
+//	paybridge stubs [--addr A]                                the VCC and PCI Pal stubs alone
+//	paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
+//	paybridge check --config FILE                             validate a config, try VCC credentials
+//	paybridge version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise the module's.
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "paybridge: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `paybridge: a PCI payment bridge between Vonage Contact Center and agent desktops.
+
+Usage:
+  paybridge demo  [--addr 127.0.0.1:8080] [--data DIR] [--info FILE]
+  paybridge serve --config paybridge.yaml
+  paybridge stubs [--addr 127.0.0.1:8090]
+  paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
+  paybridge check --config paybridge.yaml
+  paybridge version
+`
+
+// run is the whole program, with its environment passed in so tests can run it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	case "serve":
+		return runServe(ctx, rest, getenv, stderr)
+	case "stubs":
+		return runStubs(ctx, rest, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		return runCheck(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "paybridge", buildVersion())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
+}
+
+// newFlags returns a flag set for one command that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("paybridge "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// noArgs rejects positional arguments a command does not take.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}

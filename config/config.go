@@ -1,0 +1,412 @@
+// Package config holds paybridge's configuration: the types, loading from a YAML file with
+// ${VAR} references and environment overrides for every secret, defaults, validation that names
+// the exact bad key, and the built-in configuration of `paybridge demo`.
+//
+// Load and Parse take the environment as a function so that tests, and callers that keep
+// secrets elsewhere, never depend on the process environment.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// Config is paybridge's whole configuration. The comment on each field gives its default.
+type Config struct {
+	Listen        string      `yaml:"listen"`        // default 127.0.0.1:8080
+	PublicBaseURL string      `yaml:"publicBaseUrl"` // default http://<listen>
+	DocsBaseURL   string      `yaml:"docsBaseUrl"`   // default <publicBaseUrl>/docs/error-codes
+	DataDir       string      `yaml:"dataDir"`       // default ./data
+	MasterKey     string      `yaml:"masterKey"`     // secret; base64 of >= 32 bytes; empty: kept in <dataDir>/master.key
+	Log           Log         `yaml:"log"`
+	Provider      Provider    `yaml:"provider"`
+	Sessions      Sessions    `yaml:"sessions"`
+	AgentTokens   AgentTokens `yaml:"agentTokens"`
+	Keys          Keys        `yaml:"keys"`
+	RateLimits    RateLimits  `yaml:"rateLimits"`
+	Idempotency   Idempotency `yaml:"idempotency"`
+	Webhooks      Webhooks    `yaml:"webhooks"`
+	VCC           VCCClient   `yaml:"vcc"`
+	Merchants     []Merchant  `yaml:"merchants"`
+}
+
+// Log says how paybridge logs.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error; default info
+	Format string `yaml:"format"` // json | text; default json
+}
+
+// SlogLevel returns Level as a slog.Level; anything unknown is info.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Provider tunes how paybridge drives provider (PCI Pal) sessions through VCC.
+type Provider struct {
+	SessionLifetime time.Duration `yaml:"sessionLifetime"` // default 15m: an attempt older than this is restarted
+	MaxAttempts     int           `yaml:"maxAttempts"`     // default 5, 1..20
+	PollInterval    time.Duration `yaml:"pollInterval"`    // default 2s, at least 100ms
+	PollConcurrency int           `yaml:"pollConcurrency"` // default 8, 1..256
+}
+
+// Sessions tunes paybridge sessions.
+type Sessions struct {
+	DefaultTTL time.Duration `yaml:"defaultTTL"` // default 30m, 5m..60m
+}
+
+// AgentTokens tunes the short-lived tokens agents' browsers present.
+type AgentTokens struct {
+	DefaultTTL time.Duration `yaml:"defaultTTL"` // default 1h, at most MaxTTL
+	MaxTTL     time.Duration `yaml:"maxTTL"`     // default 24h
+}
+
+// Keys tunes API keys.
+type Keys struct {
+	RollGrace time.Duration `yaml:"rollGrace"` // default 24h, 0..30 days: how long a rolled key keeps working
+}
+
+// RateLimits are the request budgets. All must be positive.
+type RateLimits struct {
+	SessionCreatesPerKey int           `yaml:"sessionCreatesPerKey"` // default 30 ...
+	SessionCreatesWindow time.Duration `yaml:"sessionCreatesWindow"` // ... per 60s, per API key
+	PerIP                int           `yaml:"perIP"`                // default 600 ...
+	PerIPWindow          time.Duration `yaml:"perIPWindow"`          // ... per 60s, per client IP
+}
+
+// Idempotency tunes Idempotency-Key handling.
+type Idempotency struct {
+	TTL time.Duration `yaml:"ttl"` // default 24h: how long a first response is kept for replay
+}
+
+// Webhooks tunes delivery of merchant webhooks.
+type Webhooks struct {
+	RetryWindow    time.Duration `yaml:"retryWindow"`    // default 24h: give up after this
+	InitialBackoff time.Duration `yaml:"initialBackoff"` // default 30s, at most MaxBackoff
+	MaxBackoff     time.Duration `yaml:"maxBackoff"`     // default 1h
+	Timeout        time.Duration `yaml:"timeout"`        // default 10s per delivery
+}
+
+// VCCClient tunes paybridge's calls to VCC, for every merchant.
+type VCCClient struct {
+	RequestTimeout time.Duration `yaml:"requestTimeout"` // default 10s
+	MaxRetries     int           `yaml:"maxRetries"`     // default 3, 0..10: retries of transient failures
+}
+
+// Merchant is one merchant's configuration.
+type Merchant struct {
+	ID             string      `yaml:"id"`             // required, [a-z0-9_-]{1,64}, unique
+	Name           string      `yaml:"name"`           // for people
+	Status         string      `yaml:"status"`         // active | pending_approval | denied | inactive; default active
+	VCC            MerchantVCC `yaml:"vcc"`            // how paybridge reaches VCC for this merchant
+	AllowedOrigins []string    `yaml:"allowedOrigins"` // agent desktop origins, scheme://host[:port]
+	Webhook        Webhook     `yaml:"webhook"`        // where outcomes are reported
+	VCCWebhook     VCCWebhook  `yaml:"vccWebhook"`     // how VCC authenticates its webhook calls
+}
+
+// MerchantVCC is a merchant's VCC account.
+type MerchantVCC struct {
+	// Region (emea, nam or apac) fills TokenURL and APIBaseURL when they are empty.
+	Region     string `yaml:"region"`
+	TokenURL   string `yaml:"tokenUrl"`   // OAuth2 token endpoint; https unless loopback
+	APIBaseURL string `yaml:"apiBaseUrl"` // Payment API base; https unless loopback
+	ClientID   string `yaml:"clientId"`
+	// ClientSecret is a secret.
+	ClientSecret string `yaml:"clientSecret"`
+	// AccountConfigurationIDs are the payment configurations sessions may use; each > 0, unique.
+	// Empty allows whatever VCC accepts.
+	AccountConfigurationIDs []int `yaml:"accountConfigurationIds"`
+	// DefaultAccountConfigurationID is used when a request names none; default the first of
+	// AccountConfigurationIDs.
+	DefaultAccountConfigurationID int  `yaml:"defaultAccountConfigurationId"`
+	SkipCallTransfer              bool `yaml:"skipCallTransfer"` // testing only: no live call needed
+}
+
+// Webhook is a merchant's outbound webhook endpoint.
+type Webhook struct {
+	URL    string `yaml:"url"`    // https, or http for loopback hosts
+	Secret string `yaml:"secret"` // secret; whsec_..., required when URL is set
+}
+
+// VCCWebhook holds the credentials VCC presents when it calls paybridge's inbound webhook.
+type VCCWebhook struct {
+	ClientID      string `yaml:"clientId"`      // with ClientSecret, for POST /oauth/token
+	ClientSecret  string `yaml:"clientSecret"`  // secret
+	SigningSecret string `yaml:"signingSecret"` // secret; for X-VonPay-Signature
+}
+
+// Merchant statuses, as written in the file.
+const (
+	StatusActive          = string(bridge.MerchantActive)
+	StatusPendingApproval = string(bridge.MerchantPendingApproval)
+	StatusDenied          = string(bridge.MerchantDenied)
+	StatusInactive        = string(bridge.MerchantInactive)
+)
+
+// DefaultListen is where paybridge listens unless told otherwise.
+const DefaultListen = "127.0.0.1:8080"
+
+// base returns the fixed defaults. They are laid down before the file is decoded, so a value
+// the file sets explicitly, even a zero one, is kept and then checked: `maxAttempts: 0` is an
+// error rather than silently 5, and `maxRetries: 0` means no retries. Derived values
+// (publicBaseUrl and the like) are filled afterwards by ApplyDefaults.
+func base() *Config {
+	return &Config{
+		Listen:  DefaultListen,
+		DataDir: "./data",
+		Log:     Log{Level: "info", Format: "json"},
+		Provider: Provider{
+			SessionLifetime: 15 * time.Minute,
+			MaxAttempts:     5,
+			PollInterval:    2 * time.Second,
+			PollConcurrency: 8,
+		},
+		Sessions:    Sessions{DefaultTTL: 30 * time.Minute},
+		AgentTokens: AgentTokens{DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour},
+		Keys:        Keys{RollGrace: 24 * time.Hour},
+		RateLimits: RateLimits{
+			SessionCreatesPerKey: 30,
+			SessionCreatesWindow: time.Minute,
+			PerIP:                600,
+			PerIPWindow:          time.Minute,
+		},
+		Idempotency: Idempotency{TTL: 24 * time.Hour},
+		Webhooks: Webhooks{
+			RetryWindow:    24 * time.Hour,
+			InitialBackoff: 30 * time.Second,
+			MaxBackoff:     time.Hour,
+			Timeout:        10 * time.Second,
+		},
+		VCC: VCCClient{RequestTimeout: 10 * time.Second, MaxRetries: 3},
+	}
+}
+
+// Default returns the default configuration: no merchants, every setting at its default.
+func Default() *Config {
+	c := base()
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills what is left empty: text settings (listen, dataDir, log), values derived
+// from others (publicBaseUrl from listen, docsBaseUrl from publicBaseUrl, VCC URLs from a
+// merchant's region, the default account configuration) and merchant status. Numeric settings
+// are not touched: their defaults come from Default, since zero is a real value for some.
+func (c *Config) ApplyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.PublicBaseURL == "" {
+		c.PublicBaseURL = "http://" + reachable(c.Listen)
+	}
+	if c.DocsBaseURL == "" {
+		c.DocsBaseURL = strings.TrimSuffix(c.PublicBaseURL, "/") + "/docs/error-codes"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	for i := range c.Merchants {
+		m := &c.Merchants[i]
+		if m.Status == "" {
+			m.Status = StatusActive
+		}
+		if slices.Contains(regions, m.VCC.Region) {
+			if m.VCC.TokenURL == "" {
+				m.VCC.TokenURL = "https://" + m.VCC.Region + ".cc.vonage.com/Auth/connect/token"
+			}
+			if m.VCC.APIBaseURL == "" {
+				m.VCC.APIBaseURL = "https://" + m.VCC.Region + ".api.newvoicemedia.com/paymentapi"
+			}
+		}
+		if m.VCC.DefaultAccountConfigurationID == 0 && len(m.VCC.AccountConfigurationIDs) > 0 {
+			m.VCC.DefaultAccountConfigurationID = m.VCC.AccountConfigurationIDs[0]
+		}
+	}
+}
+
+// regions are the VCC regions a merchant may name.
+var regions = []string{"emea", "nam", "apac"}
+
+// reachable turns a listen address into one a client can dial: a wildcard or empty host, which
+// means "every interface", becomes localhost.
+func reachable(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// BridgeMerchants converts the configured merchants to the domain's type. The result shares no
+// memory with c.
+func (c *Config) BridgeMerchants() []*bridge.Merchant {
+	out := make([]*bridge.Merchant, 0, len(c.Merchants))
+	for _, m := range c.Merchants {
+		out = append(out, &bridge.Merchant{
+			ID:     m.ID,
+			Name:   m.Name,
+			Status: bridge.MerchantStatus(m.Status),
+			VCC: bridge.VCCAccount{
+				TokenURL:                      m.VCC.TokenURL,
+				APIBaseURL:                    m.VCC.APIBaseURL,
+				ClientID:                      m.VCC.ClientID,
+				ClientSecret:                  m.VCC.ClientSecret,
+				AccountConfigurationIDs:       slices.Clone(m.VCC.AccountConfigurationIDs),
+				DefaultAccountConfigurationID: m.VCC.DefaultAccountConfigurationID,
+				SkipCallTransfer:              m.VCC.SkipCallTransfer,
+			},
+			AllowedOrigins: slices.Clone(m.AllowedOrigins),
+			Webhook:        bridge.MerchantWebhook{URL: m.Webhook.URL, Secret: m.Webhook.Secret},
+			VCCWebhook: bridge.VCCWebhookAuth{
+				ClientID:      m.VCCWebhook.ClientID,
+				ClientSecret:  m.VCCWebhook.ClientSecret,
+				SigningSecret: m.VCCWebhook.SigningSecret,
+			},
+		})
+	}
+	return out
+}
+
+// MasterKeyBytes decodes MasterKey, which may be standard or URL-safe base64, padded or not. It
+// returns nil and no error when MasterKey is empty: the caller then keeps a key in
+// <dataDir>/master.key. The error never quotes the key.
+func (c *Config) MasterKeyBytes() ([]byte, error) {
+	key, problem := decodeMasterKey(c.MasterKey)
+	if problem != "" {
+		return nil, errors.New("masterKey: " + problem)
+	}
+	return key, nil
+}
+
+// decodeMasterKey decodes a master key, or says what is wrong with it without quoting it.
+func decodeMasterKey(s string) (key []byte, problem string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, ""
+	}
+	for _, enc := range []*base64.Encoding{
+		base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding,
+	} {
+		if b, err := enc.DecodeString(s); err == nil {
+			key = b
+			break
+		}
+	}
+	switch {
+	case key == nil:
+		return nil, "must be base64 (standard or URL-safe alphabet, padded or not)"
+	case len(key) < bridge.MinMasterKeyLen:
+		return nil, fmt.Sprintf("decodes to %d bytes, need at least %d", len(key), bridge.MinMasterKeyLen)
+	}
+	return key, ""
+}
+
+// redacted replaces a secret in Redacted's output.
+const redacted = "[redacted]"
+
+// Redacted returns a deep copy of c, for `paybridge check` output and logs, with every secret
+// that is set replaced by "[redacted]" and the user information of every URL by "redacted".
+// Secrets left empty stay empty, so the copy still shows what is missing.
+func (c *Config) Redacted() *Config {
+	r := c.clone()
+	hide := func(s *string) {
+		if *s != "" {
+			*s = redacted
+		}
+	}
+	hideURL := func(s *string) { // user and password alike: either may be a token
+		if u, err := url.Parse(*s); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			*s = u.String()
+		}
+	}
+	hide(&r.MasterKey)
+	hideURL(&r.PublicBaseURL)
+	hideURL(&r.DocsBaseURL)
+	for i := range r.Merchants {
+		m := &r.Merchants[i]
+		hide(&m.VCC.ClientSecret)
+		hide(&m.Webhook.Secret)
+		hide(&m.VCCWebhook.ClientSecret)
+		hide(&m.VCCWebhook.SigningSecret)
+		hideURL(&m.VCC.TokenURL)
+		hideURL(&m.VCC.APIBaseURL)
+		hideURL(&m.Webhook.URL)
+	}
+	return r
+}
+
+// clone returns a deep copy of c.
+func (c *Config) clone() *Config {
+	r := *c
+	r.Merchants = slices.Clone(c.Merchants)
+	for i := range r.Merchants {
+		m := &r.Merchants[i]
+		m.AllowedOrigins = slices.Clone(m.AllowedOrigins)
+		m.VCC.AccountConfigurationIDs = slices.Clone(m.VCC.AccountConfigurationIDs)
+	}
+	return &r
+}
+
+// Demo merchant and VCC stub account, shared with `paybridge demo`.
+const (
+	DemoMerchantID   = "sandbox"
+	DemoClientID     = "paybridge-sandbox" // the VCC stub's default account
+	DemoClientSecret = "sandbox-secret"
+)
+
+// Demo returns the built-in configuration of `paybridge demo`: one active sandbox merchant whose
+// VCC account is the stub at vccBaseURL (for example http://127.0.0.1:43210), skipping call
+// transfer, polling every second; everything else default.
+//
+// Listen is the placeholder 127.0.0.1:0 and the base URLs derive from it: once the listener is
+// bound, set Listen, clear PublicBaseURL and DocsBaseURL, and call ApplyDefaults. AllowedOrigins
+// is empty: add the bridge's own origin then, so the demo agent desktop it serves may use the
+// publishable key.
+func Demo(vccBaseURL string) *Config {
+	vccBaseURL = strings.TrimSuffix(vccBaseURL, "/")
+	c := base()
+	c.Listen = "127.0.0.1:0"
+	c.Provider.PollInterval = time.Second
+	c.Merchants = []Merchant{{
+		ID:     DemoMerchantID,
+		Name:   "Sandbox Merchant",
+		Status: StatusActive,
+		VCC: MerchantVCC{
+			TokenURL:                      vccBaseURL + "/Auth/connect/token",
+			APIBaseURL:                    vccBaseURL + "/paymentapi",
+			ClientID:                      DemoClientID,
+			ClientSecret:                  DemoClientSecret,
+			AccountConfigurationIDs:       []int{1, 2},
+			DefaultAccountConfigurationID: 1,
+			SkipCallTransfer:              true,
+		},
+	}}
+	c.ApplyDefaults()
+	return c
+}

@@ -1,0 +1,266 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// problems collects validation failures in the order they are found.
+type problems []error
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, &FieldError{Path: path, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) intRange(path string, got, lo, hi int) {
+	if got < lo || got > hi {
+		p.add(path, "must be between %d and %d, got %d", lo, hi, got)
+	}
+}
+
+func (p *problems) positive(path string, got int) {
+	if got <= 0 {
+		p.add(path, "must be greater than 0, got %d", got)
+	}
+}
+
+func (p *problems) durationRange(path string, got, lo, hi time.Duration) {
+	if got < lo || got > hi {
+		p.add(path, "must be between %s and %s, got %s", fmtDuration(lo), fmtDuration(hi), fmtDuration(got))
+	}
+}
+
+func (p *problems) positiveDuration(path string, got time.Duration) {
+	if got <= 0 {
+		p.add(path, "must be greater than 0s, got %s", fmtDuration(got))
+	}
+}
+
+// url checks an absolute http(s) URL; httpAnywhere allows plain http for any host, otherwise
+// only for loopback hosts. Problems never quote the URL, which may carry credentials.
+func (p *problems) url(path, raw string, httpAnywhere bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
+		p.add(path, "must be an absolute http(s) URL")
+		return
+	}
+	if u.Scheme == "http" && !httpAnywhere && !isLoopback(u.Hostname()) {
+		p.add(path, "must use https (http is allowed only for loopback hosts)")
+	}
+}
+
+// fmtDuration prints d without zero minutes or seconds: 5m, 1h, 720h, 100ms.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var merchantIDPattern = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// merchantStatuses are the statuses a merchant may have, in the order messages list them.
+var merchantStatuses = []string{StatusActive, StatusPendingApproval, StatusDenied, StatusInactive}
+
+// Validate checks every setting and returns all problems at once, joined with errors.Join in
+// file order; each is a *FieldError naming the exact key path. A merchant without VCC
+// credentials is valid (its requests answer merchant_not_configured); Warnings lists it.
+func (c *Config) Validate() error {
+	var p problems
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
+		p.add("listen", "must be host:port, such as 127.0.0.1:8080")
+	}
+	p.url("publicBaseUrl", c.PublicBaseURL, true)
+	p.url("docsBaseUrl", c.DocsBaseURL, true)
+	if c.DataDir == "" {
+		p.add("dataDir", "must not be empty")
+	}
+	if _, problem := decodeMasterKey(c.MasterKey); problem != "" {
+		p.add("masterKey", "%s", problem)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", "must be one of debug, info, warn, error, got %q", c.Log.Level)
+	}
+	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
+		p.add("log.format", "must be one of json, text, got %q", c.Log.Format)
+	}
+
+	p.positiveDuration("provider.sessionLifetime", c.Provider.SessionLifetime)
+	p.intRange("provider.maxAttempts", c.Provider.MaxAttempts, 1, 20)
+	if c.Provider.PollInterval < 100*time.Millisecond {
+		p.add("provider.pollInterval", "must be at least 100ms, got %s", fmtDuration(c.Provider.PollInterval))
+	}
+	p.intRange("provider.pollConcurrency", c.Provider.PollConcurrency, 1, 256)
+
+	p.durationRange("sessions.defaultTTL", c.Sessions.DefaultTTL, 5*time.Minute, time.Hour)
+
+	p.positiveDuration("agentTokens.defaultTTL", c.AgentTokens.DefaultTTL)
+	p.positiveDuration("agentTokens.maxTTL", c.AgentTokens.MaxTTL)
+	if c.AgentTokens.MaxTTL > 0 && c.AgentTokens.DefaultTTL > c.AgentTokens.MaxTTL {
+		p.add("agentTokens.defaultTTL", "must not exceed agentTokens.maxTTL (%s), got %s",
+			fmtDuration(c.AgentTokens.MaxTTL), fmtDuration(c.AgentTokens.DefaultTTL))
+	}
+
+	p.durationRange("keys.rollGrace", c.Keys.RollGrace, 0, 30*24*time.Hour)
+
+	p.positive("rateLimits.sessionCreatesPerKey", c.RateLimits.SessionCreatesPerKey)
+	p.positiveDuration("rateLimits.sessionCreatesWindow", c.RateLimits.SessionCreatesWindow)
+	p.positive("rateLimits.perIP", c.RateLimits.PerIP)
+	p.positiveDuration("rateLimits.perIPWindow", c.RateLimits.PerIPWindow)
+
+	p.positiveDuration("idempotency.ttl", c.Idempotency.TTL)
+
+	p.positiveDuration("webhooks.retryWindow", c.Webhooks.RetryWindow)
+	p.positiveDuration("webhooks.initialBackoff", c.Webhooks.InitialBackoff)
+	p.positiveDuration("webhooks.maxBackoff", c.Webhooks.MaxBackoff)
+	if c.Webhooks.MaxBackoff > 0 && c.Webhooks.InitialBackoff > c.Webhooks.MaxBackoff {
+		p.add("webhooks.initialBackoff", "must not exceed webhooks.maxBackoff (%s), got %s",
+			fmtDuration(c.Webhooks.MaxBackoff), fmtDuration(c.Webhooks.InitialBackoff))
+	}
+	p.positiveDuration("webhooks.timeout", c.Webhooks.Timeout)
+
+	p.positiveDuration("vcc.requestTimeout", c.VCC.RequestTimeout)
+	p.intRange("vcc.maxRetries", c.VCC.MaxRetries, 0, 10)
+
+	firstByID := map[string]int{}        // merchant ID -> index of its first use
+	firstByPrefix := map[string]string{} // environment prefix -> ID that took it
+	for i, m := range c.Merchants {
+		at := func(key string) string { return fmt.Sprintf("merchants[%d].%s", i, key) }
+		switch {
+		case m.ID == "":
+			p.add(at("id"), "required")
+		case !merchantIDPattern.MatchString(m.ID):
+			p.add(at("id"), "must be 1 to 64 characters of a-z, 0-9, _ and -, got %q", m.ID)
+		default:
+			if _, dup := firstByID[m.ID]; dup {
+				p.add(at("id"), "duplicate %q", m.ID)
+				break
+			}
+			firstByID[m.ID] = i
+			prefix := MerchantEnvPrefix(m.ID)
+			if other, clash := firstByPrefix[prefix]; clash {
+				p.add(at("id"), "%q and %q share the environment variable prefix %s; rename one", other, m.ID, prefix)
+				break
+			}
+			firstByPrefix[prefix] = m.ID
+		}
+		if !slices.Contains(merchantStatuses, m.Status) {
+			p.add(at("status"), "must be one of %s, got %q", strings.Join(merchantStatuses, ", "), m.Status)
+		}
+		validateMerchantVCC(&p, at("vcc"), m.VCC)
+		for j, origin := range m.AllowedOrigins {
+			validateOrigin(&p, fmt.Sprintf("%s[%d]", at("allowedOrigins"), j), origin)
+		}
+		if m.Webhook.URL != "" {
+			p.url(at("webhook.url"), m.Webhook.URL, false)
+			if !strings.HasPrefix(m.Webhook.Secret, "whsec_") {
+				p.add(at("webhook.secret"), "must start with \"whsec_\" when webhook.url is set")
+			}
+		}
+		switch vw := m.VCCWebhook; {
+		case vw.ClientID != "" && vw.ClientSecret == "":
+			p.add(at("vccWebhook.clientSecret"), "required when vccWebhook.clientId is set")
+		case vw.ClientID == "" && vw.ClientSecret != "":
+			p.add(at("vccWebhook.clientId"), "required when vccWebhook.clientSecret is set")
+		}
+	}
+	return errors.Join(p...)
+}
+
+func validPort(port string) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func validateMerchantVCC(p *problems, path string, v MerchantVCC) {
+	if v.Region != "" && !slices.Contains(regions, v.Region) {
+		p.add(path+".region", "must be one of %s, got %q", strings.Join(regions, ", "), v.Region)
+	}
+	if v.TokenURL != "" {
+		p.url(path+".tokenUrl", v.TokenURL, false)
+	}
+	if v.APIBaseURL != "" {
+		p.url(path+".apiBaseUrl", v.APIBaseURL, false)
+	}
+	seen := map[int]bool{}
+	for k, id := range v.AccountConfigurationIDs {
+		itemPath := fmt.Sprintf("%s.accountConfigurationIds[%d]", path, k)
+		switch {
+		case id <= 0:
+			p.add(itemPath, "must be greater than 0, got %d", id)
+		case seen[id]:
+			p.add(itemPath, "duplicate %d", id)
+		}
+		seen[id] = true
+	}
+	switch def := v.DefaultAccountConfigurationID; {
+	case def < 0:
+		p.add(path+".defaultAccountConfigurationId", "must be greater than 0, got %d", def)
+	case def > 0 && len(v.AccountConfigurationIDs) > 0 && !slices.Contains(v.AccountConfigurationIDs, def):
+		p.add(path+".defaultAccountConfigurationId", "must be one of accountConfigurationIds %v, got %d", v.AccountConfigurationIDs, def)
+	}
+}
+
+// validateOrigin checks an allowed origin: scheme://host[:port] exactly as a browser sends it in
+// the Origin header, https unless the host is loopback.
+func validateOrigin(p *problems, path, origin string) {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" ||
+		strings.HasSuffix(origin, "?") || strings.HasSuffix(origin, "#") {
+		p.add(path, "must be an origin: scheme://host[:port] with no path, such as https://desk.example.com")
+		return
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		p.add(path, "must use https (http is allowed only for localhost and 127.0.0.1)")
+	}
+}
+
+// Warnings lists settings that are valid but probably not what was meant.
+func (c *Config) Warnings() []string {
+	var w []string
+	if len(c.Merchants) == 0 {
+		w = append(w, "merchants: none configured; every request will fail authentication")
+	}
+	for i, m := range c.Merchants {
+		if m.Status == StatusActive {
+			var missing []string
+			for _, f := range []struct{ key, value string }{
+				{"tokenUrl", m.VCC.TokenURL}, {"apiBaseUrl", m.VCC.APIBaseURL},
+				{"clientId", m.VCC.ClientID}, {"clientSecret", m.VCC.ClientSecret},
+			} {
+				if f.value == "" {
+					missing = append(missing, "vcc."+f.key)
+				}
+			}
+			if len(missing) > 0 {
+				w = append(w, fmt.Sprintf("merchants[%d] (%s): active without VCC credentials (missing %s); its sessions will fail with merchant_not_configured",
+					i, m.ID, strings.Join(missing, ", ")))
+			}
+		}
+		if m.VCC.SkipCallTransfer {
+			w = append(w, fmt.Sprintf("merchants[%d].vcc.skipCallTransfer (%s): true is for testing only; VCC will not transfer a live call", i, m.ID))
+		}
+	}
+	return w
+}

@@ -1,0 +1,122 @@
+// Package web is paybridge's HTTP and WebSocket face: routes, middleware, the error envelope,
+// handlers and the embedded browser assets. It holds no business rules; those live in bridge.
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// Options are the dependencies and settings of a Server.
+type Options struct {
+	Sessions *bridge.Service
+	Keys     *bridge.KeyService
+	Hub      *bridge.Hub
+	Store    bridge.Store // for readiness
+	Clock    bridge.Clock
+	Logger   *slog.Logger
+
+	// PublicBaseURL is where clients reach this server, e.g. https://pay.example.com.
+	PublicBaseURL string
+	// DocsBaseURL is the base of every error's docs link; default PublicBaseURL + /docs/error-codes.
+	DocsBaseURL string
+	// Socket tuning; zero values take the defaults of DESIGN section 6.
+	PingInterval time.Duration // 25s
+	PongTimeout  time.Duration // 10s
+	AuthTimeout  time.Duration // 5s: the first message must authenticate by then
+	// Demo, if set, serves the demo agent desktop and its small backend under /demo/.
+	Demo http.Handler
+}
+
+// Server is paybridge's HTTP handler. Shutdown closes the agent sockets it holds.
+type Server struct {
+	sessions   *bridge.Service
+	keys       *bridge.KeyService
+	hub        *bridge.Hub
+	store      bridge.Store
+	clock      bridge.Clock
+	logger     *slog.Logger
+	docsBase   string
+	publicBase string
+	demo       http.Handler
+
+	pingInterval, pongTimeout, authTimeout time.Duration
+
+	handler http.Handler
+
+	// closing ends every socket on Shutdown.
+	closing   chan struct{}
+	closeOnce sync.Once
+	sockets   sync.WaitGroup
+}
+
+// NewServer wires the routes and middleware around the services.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Sessions == nil || opts.Keys == nil || opts.Hub == nil || opts.Store == nil {
+		return nil, errors.New("web: NewServer needs Sessions, Keys, Hub and Store")
+	}
+	s := &Server{
+		sessions: opts.Sessions, keys: opts.Keys, hub: opts.Hub, store: opts.Store,
+		clock: opts.Clock, logger: opts.Logger, demo: opts.Demo,
+		pingInterval: orDuration(opts.PingInterval, 25*time.Second),
+		pongTimeout:  orDuration(opts.PongTimeout, 10*time.Second),
+		authTimeout:  orDuration(opts.AuthTimeout, 5*time.Second),
+		closing:      make(chan struct{}),
+	}
+	if s.clock == nil {
+		s.clock = bridge.SystemClock{}
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	s.publicBase = strings.TrimSuffix(opts.PublicBaseURL, "/")
+	s.docsBase = opts.DocsBaseURL
+	if s.docsBase == "" {
+		s.docsBase = s.publicBase + "/docs/error-codes"
+	}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	s.handler = withRequestID(s.logAndRecover(securityHeaders(s.dispatch(mux))))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Shutdown closes every agent socket (clients reconnect to another node or after a restart) and
+// waits for them to finish, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	done := make(chan struct{})
+	go func() { s.sockets.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// securityHeaders sets the headers every response should carry.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}

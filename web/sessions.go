@@ -1,0 +1,247 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// createSessionRequest is the body of POST /v1/sessions. Amount stays raw so a string, a
+// fraction and a missing value each get their own code.
+type createSessionRequest struct {
+	AgentID                string            `json:"agentId"`
+	Amount                 json.RawMessage   `json:"amount"`
+	Currency               string            `json:"currency"`
+	Country                string            `json:"country"`
+	Channel                bridge.Channel    `json:"channel"`
+	AccountConfigurationID *int              `json:"accountConfigurationId"`
+	Reference              string            `json:"reference"`
+	Customer               *bridge.Customer  `json:"customer"`
+	LineItems              []bridge.LineItem `json:"lineItems"`
+	Metadata               map[string]string `json:"metadata"`
+	SuccessURL             string            `json:"successUrl"`
+	CancelURL              string            `json:"cancelUrl"`
+	ExpiresIn              *int              `json:"expiresIn"`
+}
+
+// input turns the request into the service's input for caller c.
+func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, error) {
+	in := &bridge.CreateSessionInput{
+		MerchantID: c.Merchant.ID, Mode: c.Key.Mode, AgentID: req.AgentID, Channel: req.Channel,
+		Currency: req.Currency, Country: req.Country, Reference: req.Reference,
+		LineItems: req.LineItems, Metadata: req.Metadata, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
+	}
+	if c.agent != nil {
+		if req.AgentID != "" && req.AgentID != c.agent.AgentID {
+			return nil, bridge.Errorf(bridge.CodeValidationError, "agentId %q does not match the agent token's agent.", req.AgentID).
+				WithParam("agentId").WithFix("Omit agentId when calling with an agent token: the token names the agent.")
+		}
+		in.AgentID = c.agent.AgentID
+	}
+	amount, err := parseAmount(req.Amount)
+	if err != nil {
+		return nil, err
+	}
+	in.Amount = amount
+	if req.AccountConfigurationID != nil {
+		if *req.AccountConfigurationID <= 0 {
+			return nil, bridge.Errorf(bridge.CodeValidationError, "accountConfigurationId must be a positive integer, got %d", *req.AccountConfigurationID).
+				WithParam("accountConfigurationId").WithFix(fieldFixes["accountConfigurationId"])
+		}
+		in.AccountConfigurationID = *req.AccountConfigurationID
+	}
+	if req.Customer != nil {
+		in.Customer = *req.Customer
+	}
+	if req.ExpiresIn != nil {
+		secs := *req.ExpiresIn
+		if time.Duration(secs)*time.Second < bridge.MinExpiresIn || time.Duration(secs)*time.Second > bridge.MaxExpiresIn {
+			return nil, bridge.Errorf(bridge.CodeValidationError, "expiresIn must be from %d to %d seconds, got %d",
+				int(bridge.MinExpiresIn.Seconds()), int(bridge.MaxExpiresIn.Seconds()), secs).
+				WithParam("expiresIn").WithFix(fieldFixes["expiresIn"])
+		}
+		in.ExpiresIn = time.Duration(secs) * time.Second
+	}
+	return in, in.Validate()
+}
+
+// dryRunResponse answers ?dry_run=true.
+type dryRunResponse struct {
+	Valid    bool     `json:"valid"`
+	Warnings []string `json:"warnings"`
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.secretOrAgent(r)
+	if err != nil {
+		return err
+	}
+	var req createSessionRequest
+	if err := s.jsonBody(w, r, &req, false); err != nil {
+		return err
+	}
+	in, err := req.input(c)
+	if err != nil {
+		return err
+	}
+	if dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run")); dry {
+		writeJSON(w, http.StatusOK, dryRunResponse{Valid: true, Warnings: []string{}})
+		return nil
+	}
+	sess, err := s.sessions.CreateSession(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, sess.View())
+	return nil
+}
+
+// jsonBody enforces the JSON content type and the body limit and decodes strictly into v.
+func (s *Server) jsonBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, v, emptyOK)
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	sess, err := s.sessions.Session(r.Context(), p.Scope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sess.View())
+	return nil
+}
+
+// listResponse is a page of sessions.
+type listResponse struct {
+	Object  string                `json:"object"`
+	Data    []*bridge.SessionView `json:"data"`
+	HasMore bool                  `json:"hasMore"`
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := bridge.SessionFilter{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: q.Get("agentId"),
+		Status: bridge.Status(q.Get("status")), StartingAfter: q.Get("starting_after"), Limit: 10}
+	if f.Status != "" && !f.Status.Valid() {
+		return bridge.Errorf(bridge.CodeValidationError, "status must be one of pending, active, succeeded, failed, expired, cancelled; got %q", f.Status).WithParam("status")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return bridge.Errorf(bridge.CodeValidationError, "limit must be an integer from 1 to 100, got %q", v).WithParam("limit")
+		}
+		f.Limit = n
+	}
+	want := f.Limit
+	f.Limit++ // one more tells whether there is another page
+	list, err := s.sessions.ListSessions(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := listResponse{Object: "list", Data: []*bridge.SessionView{}}
+	for i, sess := range list {
+		if i == want {
+			out.HasMore = true
+			break
+		}
+		out.Data = append(out.Data, sess.View())
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) cancelSession(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	if err := s.jsonBody(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	sess, err := s.sessions.CancelSession(r.Context(), p.Scope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sess.View())
+	return nil
+}
+
+func (s *Server) restartSession(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.secretOrAgent(r)
+	if err != nil {
+		return err
+	}
+	if err := s.jsonBody(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	sess, err := s.sessions.RestartSession(r.Context(), c.scope(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sess.View())
+	return nil
+}
+
+// agentTokenRequest is the body of POST /v1/agent_tokens.
+type agentTokenRequest struct {
+	AgentID    string `json:"agentId"`
+	TTLSeconds int    `json:"ttlSeconds"`
+}
+
+// agentTokenResponse carries a new agent token; it is the one response that holds a credential,
+// shown to the merchant's backend that asked for it.
+type agentTokenResponse struct {
+	Object    string    `json:"object"`
+	Token     string    `json:"token"`
+	AgentID   string    `json:"agentId"`
+	Livemode  bool      `json:"livemode"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	var req agentTokenRequest
+	if err := s.jsonBody(w, r, &req, false); err != nil {
+		return err
+	}
+	token, exp, err := s.keys.IssueAgentToken(p, req.AgentID, time.Duration(req.TTLSeconds)*time.Second)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, agentTokenResponse{Object: "agent_token", Token: token, AgentID: req.AgentID,
+		Livemode: p.Key.Mode == bridge.ModeLive, ExpiresAt: exp})
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if err := s.store.Ping(r.Context()); err != nil {
+		return bridge.Errorf(bridge.CodeAuthServiceUnavailable, "The data store is not available.").WithCause(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}

@@ -1,0 +1,268 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// Close codes of the agent socket beyond the standard ones. The widget reconnects after any close
+// except CloseAgentTokenRejected and CloseForbidden, which need a fresh agent token.
+const (
+	CloseProtocolError      = 4400 // the first message was not {"type":"auth",...}
+	CloseAgentTokenRejected = 4401 // invalid or expired agent token; the reason starts with the code
+	CloseForbidden          = 4403 // e.g. a test agent token with a live publishable key
+	CloseAuthTimeout        = 4408 // no auth message in time
+	CloseSlowConsumer       = 4429 // the socket fell too far behind; reconnect for a fresh snapshot
+)
+
+// Browser → server message types.
+const (
+	msgAuth           = "auth"
+	msgFrameLoaded    = "frame.loaded"
+	msgFrameRefused   = "frame.refused"
+	msgSessionRestart = "session.restart"
+)
+
+const (
+	maxClientMessage = 16 << 10
+	writeTimeout     = 10 * time.Second
+)
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 1024,
+	// Idle sockets hold no write buffer: the pool lends one per write.
+	WriteBufferPool: &sync.Pool{},
+	// The Origin was checked against the merchant's allowedOrigins before upgrading.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// clientMessage is anything the browser sends. Action fields may be flat or under data.
+type clientMessage struct {
+	Type       string `json:"type"`
+	AgentToken string `json:"agentToken,omitempty"`
+	SessionID  string `json:"sessionId,omitempty"`
+	Attempt    int    `json:"attempt,omitempty"`
+	Data       *struct {
+		SessionID string `json:"sessionId"`
+		Attempt   int    `json:"attempt"`
+	} `json:"data,omitempty"`
+}
+
+func (m *clientMessage) target() (string, int) {
+	if m.Data != nil {
+		return m.Data.SessionID, m.Data.Attempt
+	}
+	return m.SessionID, m.Attempt
+}
+
+// readyData is the data of the ready event: the agent's snapshot and when its token ends.
+type readyData struct {
+	*bridge.ReadyData
+	AgentTokenExpiresAt time.Time `json:"agentTokenExpiresAt"`
+}
+
+// errorData is the data of an error event sent to one socket.
+type errorData struct {
+	Code  bridge.Code `json:"code"`
+	Error string      `json:"error"`
+	Fix   string      `json:"fix"`
+	Docs  string      `json:"docs"`
+}
+
+// agentSocket is GET /v1/ws?key=vp_pk_...: the publishable key and Origin are checked before the
+// upgrade; the agent token comes in the first message, never in the URL.
+func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
+	key := r.URL.Query().Get("key")
+	if key == "" {
+		return bridge.Errorf(bridge.CodeAuthMissingBearer, "GET /v1/ws needs the publishable key as ?key=vp_pk_....").
+			WithFix("Connect to /v1/ws?key=<your vp_pk_* key>, then send {\"type\":\"auth\",\"agentToken\":\"vp_at_...\"} as the first message.")
+	}
+	p, err := s.keys.Authenticate(r.Context(), key)
+	if err != nil {
+		return err
+	}
+	if p.Key.Type != bridge.KeyPublishable {
+		return bridge.Errorf(bridge.CodeAuthKeyTypeForbidden, "The agent socket takes a publishable key; a secret key was put in a URL.").
+			WithFix("Roll the secret key you used (it may now sit in logs) and connect with your vp_pk_* key.")
+	}
+	if err := checkOrigin(r, p.Merchant); err != nil {
+		return err
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		return bridge.Errorf(bridge.CodeValidationError, "GET /v1/ws expects a WebSocket upgrade request.")
+	}
+	up := upgrader
+	up.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		s.writeError(w, r, bridge.Errorf(bridge.CodeValidationError, "WebSocket handshake failed: %v", reason))
+	}
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return nil // the upgrader has answered
+	}
+	s.sockets.Add(1)
+	defer s.sockets.Done()
+	s.serveSocket(r.Context(), conn, p)
+	return nil
+}
+
+// serveSocket authenticates the agent, subscribes it, sends the ready snapshot and then relays
+// events out and actions in until either side ends.
+func (s *Server) serveSocket(ctx context.Context, conn *websocket.Conn, p *bridge.Principal) {
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	conn.SetReadLimit(maxClientMessage)
+
+	_ = conn.SetReadDeadline(time.Now().Add(s.authTimeout))
+	var hello clientMessage
+	if err := conn.ReadJSON(&hello); err != nil {
+		closeSocket(conn, CloseAuthTimeout, "no auth message within the time allowed")
+		return
+	}
+	if hello.Type != msgAuth || hello.AgentToken == "" {
+		closeSocket(conn, CloseProtocolError, `the first message must be {"type":"auth","agentToken":"vp_at_..."}`)
+		return
+	}
+	token, err := s.keys.VerifyAgentToken(p, hello.AgentToken)
+	if err != nil {
+		e := bridge.AsError(err)
+		code := CloseAgentTokenRejected
+		if e.Code == bridge.CodeAuthKeyTypeForbidden {
+			code = CloseForbidden
+		}
+		closeSocket(conn, code, string(e.Code)+": "+e.Message)
+		return
+	}
+	agent := bridge.AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: token.AgentID}
+	// Stale attempts restart before this socket subscribes, so it learns of them from the
+	// snapshot rather than from events ahead of it. Subscribing before reading the snapshot loses
+	// nothing: what changes meanwhile is queued behind ready, which goes out first.
+	if err := s.sessions.RefreshAgent(ctx, agent); err != nil {
+		s.logger.WarnContext(ctx, "refresh agent sessions", "agent", agent.AgentID, "err", err)
+	}
+	sub := s.hub.Subscribe(agent)
+	defer sub.Close()
+	snapshot, err := s.sessions.AgentSnapshot(ctx, agent)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "agent snapshot", "merchant", agent.MerchantID, "agent", agent.AgentID, "err", err)
+		closeSocket(conn, websocket.CloseInternalServerErr, "internal_error: the agent's sessions could not be read")
+		return
+	}
+	ready, ok := s.hub.Encode(sub, &bridge.Event{Agent: agent, Type: bridge.EventReady, ID: bridge.NewEventID(),
+		Data: readyData{ReadyData: snapshot, AgentTokenExpiresAt: token.ExpiresAt}})
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if !ok || conn.WriteMessage(websocket.TextMessage, ready) != nil {
+		return
+	}
+	s.logger.InfoContext(ctx, "agent connected", "merchant", agent.MerchantID, "agent", agent.AgentID, "sessions", len(snapshot.Sessions))
+
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		s.readActions(ctx, conn, sub, agent)
+	}()
+	s.writeEvents(conn, sub, token.ExpiresAt, readerDone)
+	cancel()
+	_ = conn.Close() // unblocks the reader if the writer ended first
+	<-readerDone
+}
+
+// writeEvents is the socket's only writer: events, pings, and the close that ends it.
+func (s *Server) writeEvents(conn *websocket.Conn, sub *bridge.Subscription, tokenExpiry time.Time, readerDone <-chan struct{}) {
+	ping := time.NewTicker(s.pingInterval)
+	defer ping.Stop()
+	expiry := time.NewTimer(max(tokenExpiry.Sub(s.clock.Now()), 0))
+	defer expiry.Stop()
+	for {
+		select {
+		case msg := <-sub.Messages():
+			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+				return
+			}
+		case <-sub.Done():
+			if errors.Is(sub.Err(), bridge.ErrSlowConsumer) {
+				closeSocket(conn, CloseSlowConsumer, "slow consumer: reconnect for a fresh snapshot")
+			}
+			return
+		case <-expiry.C:
+			closeSocket(conn, CloseAgentTokenRejected, "auth_key_expired: the agent token expired; reconnect with a fresh one")
+			return
+		case <-s.closing:
+			closeSocket(conn, websocket.CloseGoingAway, "server shutting down")
+			return
+		case <-readerDone:
+			return
+		}
+	}
+}
+
+// readActions handles the browser's messages; a peer silent for longer than a ping interval plus
+// the pong timeout is dead.
+func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bridge.Subscription, agent bridge.AgentRef) {
+	deadline := func() { _ = conn.SetReadDeadline(time.Now().Add(s.pingInterval + s.pongTimeout)) }
+	conn.SetPongHandler(func(string) error { deadline(); return nil })
+	for {
+		deadline()
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var msg clientMessage
+		if err := json.Unmarshal(data, &msg); err != nil {
+			s.sendError(sub, "", bridge.Errorf(bridge.CodeValidationError, "The message is not valid JSON."))
+			continue
+		}
+		sessionID, attempt := msg.target()
+		var actionErr error
+		switch msg.Type {
+		case msgFrameLoaded:
+			s.logger.DebugContext(ctx, "frame loaded", "session", sessionID, "attempt", attempt)
+		case msgFrameRefused:
+			s.logger.InfoContext(ctx, "frame refused", "session", sessionID, "attempt", attempt, "agent", agent.AgentID)
+			actionErr = s.sessions.FrameRefused(ctx, agent, sessionID, attempt)
+		case msgSessionRestart:
+			_, actionErr = s.sessions.RestartSession(ctx, bridge.Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}, sessionID)
+		case msgAuth:
+			actionErr = bridge.Errorf(bridge.CodeValidationError, "This socket is already authenticated.")
+		default:
+			actionErr = bridge.Errorf(bridge.CodeValidationError, "Unknown message type %q; expected frame.loaded, frame.refused or session.restart.", truncate(msg.Type, 40))
+		}
+		if actionErr != nil && ctx.Err() == nil {
+			s.logger.InfoContext(ctx, "agent action failed", "type", msg.Type, "session", sessionID, "err", actionErr)
+			s.sendError(sub, sessionID, actionErr)
+		}
+	}
+}
+
+// sendError tells one socket that its action failed.
+func (s *Server) sendError(sub *bridge.Subscription, sessionID string, err error) {
+	e := bridge.AsError(err)
+	s.hub.Send(sub, &bridge.Event{Agent: sub.Agent, Type: bridge.EventError, ID: bridge.NewEventID(), SessionID: sessionID,
+		Data: errorData{Code: bridge.Info(e.Code).Code, Error: e.Message, Fix: e.PublicFix(), Docs: s.docsURL(e.Code)}})
+}
+
+// closeSocket sends a close frame; the reason is cut to the protocol's 123 bytes.
+func closeSocket(conn *websocket.Conn, code int, reason string) {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason, 123)), time.Now().Add(time.Second))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
