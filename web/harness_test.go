@@ -56,6 +56,7 @@ type harness struct {
 // harnessConfig is what a test may change before the harness starts.
 type harnessConfig struct {
 	service  bridge.ServiceOptions
+	vcc      vcc.Options
 	merchant bridge.Merchant
 }
 
@@ -87,6 +88,8 @@ func newHarness(t *testing.T, configure ...func(*harnessConfig)) *harness {
 			AllowedOrigins: []string{testOrigin},
 		},
 		service: bridge.ServiceOptions{Clock: h.clock, Logger: logger, SweepInterval: 5 * time.Millisecond},
+		vcc: vcc.Options{Clock: h.clock, Logger: logger, RequestTimeout: 2 * time.Second,
+			RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond},
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -103,8 +106,7 @@ func newHarness(t *testing.T, configure ...func(*harnessConfig)) *harness {
 	h.hub = bridge.NewHub(logger, 0)
 	opts := cfg.service
 	opts.Store, opts.Merchants, opts.Publisher, opts.Keyring = h.store, merchants, h.hub, keyring
-	opts.Provider = vcc.New(vcc.Options{Clock: h.clock, Logger: logger, RequestTimeout: 2 * time.Second,
-		RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
+	opts.Provider = vcc.New(cfg.vcc)
 	h.sessions, err = bridge.NewService(opts)
 	require.NoError(t, err)
 	h.keys = bridge.NewKeyService(bridge.KeyServiceOptions{Store: h.store, Merchants: merchants, Keyring: keyring, Clock: h.clock})
@@ -395,4 +397,10 @@ func assertErrorEnvelope(t *testing.T, r *response, status int, code bridge.Code
 	assert.NotEmpty(t, r.Header.Get("X-Request-Id"))
 	assert.Equal(t, r.Header.Get("X-Request-Id"), m["requestId"])
 	return m
+}
+
+// jsonBody encodes v as a request body.
+func jsonBody(v any) io.Reader {
+	data, _ := json.Marshal(v)
+	return bytes.NewReader(data)
 }
