@@ -55,9 +55,11 @@ type harness struct {
 
 // harnessConfig is what a test may change before the harness starts.
 type harnessConfig struct {
-	service  bridge.ServiceOptions
-	vcc      vcc.Options
-	merchant bridge.Merchant
+	server    web.Options
+	service   bridge.ServiceOptions
+	vcc       vcc.Options
+	merchant  bridge.Merchant
+	hubBuffer int
 }
 
 func newHarness(t *testing.T, configure ...func(*harnessConfig)) *harness {
@@ -103,7 +105,7 @@ func newHarness(t *testing.T, configure ...func(*harnessConfig)) *harness {
 	keyring, err := bridge.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	merchants := bridge.StaticMerchants{h.merchant}
-	h.hub = bridge.NewHub(logger, 0)
+	h.hub = bridge.NewHub(logger, cfg.hubBuffer)
 	opts := cfg.service
 	opts.Store, opts.Merchants, opts.Publisher, opts.Keyring = h.store, merchants, h.hub, keyring
 	opts.Provider = vcc.New(cfg.vcc)
@@ -111,8 +113,10 @@ func newHarness(t *testing.T, configure ...func(*harnessConfig)) *harness {
 	require.NoError(t, err)
 	h.keys = bridge.NewKeyService(bridge.KeyServiceOptions{Store: h.store, Merchants: merchants, Keyring: keyring, Clock: h.clock})
 
-	server, err := web.NewServer(web.Options{Sessions: h.sessions, Keys: h.keys, Hub: h.hub, Store: h.store,
-		Clock: h.clock, Logger: logger, PublicBaseURL: "http://paybridge.test"})
+	wopts := cfg.server
+	wopts.Sessions, wopts.Keys, wopts.Hub, wopts.Store = h.sessions, h.keys, h.hub, h.store
+	wopts.Clock, wopts.Logger, wopts.PublicBaseURL = h.clock, logger, "http://paybridge.test"
+	server, err := web.NewServer(wopts)
 	require.NoError(t, err)
 	h.srv = httptest.NewServer(server)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -31,6 +31,7 @@ type Options struct {
 	PingInterval time.Duration // 25s
 	PongTimeout  time.Duration // 10s
 	AuthTimeout  time.Duration // 5s: the first message must authenticate by then
+	WriteTimeout time.Duration // 10s: a socket that cannot take a write this long is dead
 	// Demo, if set, serves the demo agent desktop and its small backend under /demo/.
 	Demo http.Handler
 }
@@ -47,7 +48,7 @@ type Server struct {
 	publicBase string
 	demo       http.Handler
 
-	pingInterval, pongTimeout, authTimeout time.Duration
+	pingInterval, pongTimeout, authTimeout, writeTimeout time.Duration
 
 	handler http.Handler
 
@@ -68,6 +69,7 @@ func NewServer(opts Options) (*Server, error) {
 		pingInterval: orDuration(opts.PingInterval, 25*time.Second),
 		pongTimeout:  orDuration(opts.PongTimeout, 10*time.Second),
 		authTimeout:  orDuration(opts.AuthTimeout, 5*time.Second),
+		writeTimeout: orDuration(opts.WriteTimeout, 10*time.Second),
 		closing:      make(chan struct{}),
 	}
 	if s.clock == nil {

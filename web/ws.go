@@ -31,10 +31,8 @@ const (
 	msgSessionRestart = "session.restart"
 )
 
-const (
-	maxClientMessage = 16 << 10
-	writeTimeout     = 10 * time.Second
-)
+// maxClientMessage bounds what a browser may send in one message.
+const maxClientMessage = 16 << 10
 
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
@@ -159,7 +157,7 @@ func (s *Server) serveSocket(ctx context.Context, conn *websocket.Conn, p *bridg
 	}
 	ready, ok := s.hub.Encode(sub, &bridge.Event{Agent: agent, Type: bridge.EventReady, ID: bridge.NewEventID(),
 		Data: readyData{ReadyData: snapshot, AgentTokenExpiresAt: token.ExpiresAt}})
-	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	if !ok || conn.WriteMessage(websocket.TextMessage, ready) != nil {
 		return
 	}
@@ -180,26 +178,26 @@ func (s *Server) serveSocket(ctx context.Context, conn *websocket.Conn, p *bridg
 func (s *Server) writeEvents(conn *websocket.Conn, sub *bridge.Subscription, tokenExpiry time.Time, readerDone <-chan struct{}) {
 	ping := time.NewTicker(s.pingInterval)
 	defer ping.Stop()
-	expiry := time.NewTimer(max(tokenExpiry.Sub(s.clock.Now()), 0))
-	defer expiry.Stop()
 	for {
 		select {
 		case msg := <-sub.Messages():
-			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 			if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
 				return
 			}
 		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+			// The agent token's expiry is checked at each keepalive, on the service clock.
+			if !s.clock.Now().Before(tokenExpiry) {
+				closeSocket(conn, CloseAgentTokenRejected, "auth_key_expired: the agent token expired; reconnect with a fresh one")
+				return
+			}
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeTimeout)); err != nil {
 				return
 			}
 		case <-sub.Done():
 			if errors.Is(sub.Err(), bridge.ErrSlowConsumer) {
 				closeSocket(conn, CloseSlowConsumer, "slow consumer: reconnect for a fresh snapshot")
 			}
-			return
-		case <-expiry.C:
-			closeSocket(conn, CloseAgentTokenRejected, "auth_key_expired: the agent token expired; reconnect with a fresh one")
 			return
 		case <-s.closing:
 			closeSocket(conn, websocket.CloseGoingAway, "server shutting down")
