@@ -6,7 +6,7 @@ import (
 )
 
 // Code is one of the 27 public error codes of paybridge's API. The set is closed: nothing else is
-// ever emitted. The HTTP status of each code lives in one table in package web.
+// ever emitted. Each code's HTTP status and documentation live in one table, catalog.go.
 type Code string
 
 // The 27 error codes, exactly those of the public error-code reference.

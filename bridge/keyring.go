@@ -112,7 +112,9 @@ func (k *Keyring) VerifyAgentToken(token string, now time.Time) (*AgentToken, er
 	if !ok {
 		return nil, invalid
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: a lenient decoder ignores the last character's spare bits, giving one token
+	// several accepted spellings.
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(got, k.mac(head)) {
 		return nil, invalid
 	}

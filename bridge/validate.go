@@ -64,8 +64,8 @@ func (in *CreateSessionInput) Validate() error {
 		return invalid("currency", "currency must be exactly 3 characters, got %q", in.Currency)
 	}
 	in.Currency = strings.ToUpper(in.Currency)
-	if _, err := currency.ParseISO(in.Currency); err != nil {
-		return invalid("currency", "currency %q is not an ISO 4217 code", in.Currency)
+	if _, err := currency.ParseISO(in.Currency); err != nil || notTender[in.Currency] {
+		return invalid("currency", "currency %q is not an ISO 4217 currency a card can be charged in", in.Currency)
 	}
 	if in.Country != "" {
 		if len(in.Country) != 2 || !letters(in.Country) {
@@ -137,6 +137,13 @@ func (in *CreateSessionInput) Validate() error {
 		return invalid("expiresIn", "expiresIn must be from %d to %d seconds, got %d", int(MinExpiresIn.Seconds()), int(MaxExpiresIn.Seconds()), int(in.ExpiresIn.Seconds()))
 	}
 	return nil
+}
+
+// notTender are ISO 4217 codes that are not money a card is charged in: precious metals,
+// accounting units, the testing code and "no currency".
+var notTender = map[string]bool{
+	"XAU": true, "XAG": true, "XPD": true, "XPT": true, "XDR": true, "XSU": true, "XUA": true,
+	"XBA": true, "XBB": true, "XBC": true, "XBD": true, "XTS": true, "XXX": true,
 }
 
 func missing(field string) *Error {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +38,7 @@ const testOrigin = "https://desk.acme.test"
 // harness is a whole paybridge on loopback: the real server, services and bbolt store, against
 // the VCC and PCI Pal stubs, with one clock moved by hand for all of them.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *bridgetest.ManualClock
 	logs     *bridgetest.LogSink
 	store    *boltstore.Store
@@ -51,6 +53,8 @@ type harness struct {
 
 	secretKey      string
 	publishableKey string
+
+	vccAnswered atomic.Int64 // unix nanos when the stub last answered a create
 }
 
 // harnessConfig is what a test may change before the harness starts.
@@ -60,19 +64,28 @@ type harnessConfig struct {
 	vcc       vcc.Options
 	merchant  bridge.Merchant
 	hubBuffer int
+	infoLogs  bool // log at info, as production does, instead of debug
 }
 
-func newHarness(t *testing.T, configure ...func(*harnessConfig)) *harness {
+func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: bridgetest.NewManualClock(t0), logs: &bridgetest.LogSink{}}
-	logger := h.logs.Logger()
+	// Debug level by default, so every line any level could emit is checked for secrets.
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelDebug)
+	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: level}))
 
 	h.pcipal = pcipalstub.New(pcipalstub.Options{Clock: h.clock, Logger: logger})
 	h.vcc = vccstub.New(vccstub.Options{Clock: h.clock, Logger: logger, PCIPal: h.pcipal})
 	mux := http.NewServeMux()
 	mux.Handle("/session/", h.pcipal)
 	mux.Handle("/", h.vcc)
-	h.stubs = httptest.NewServer(mux)
+	h.stubs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/v1/session") {
+			h.vccAnswered.Store(time.Now().UnixNano()) // the create's answer is written
+		}
+	}))
 	h.pcipal.SetBaseURL(h.stubs.URL)
 	h.vcc.SetBaseURL(h.stubs.URL)
 	t.Cleanup(h.stubs.Close)
@@ -95,6 +108,9 @@ func newHarness(t *testing.T, configure ...func(*harnessConfig)) *harness {
 	}
 	for _, c := range configure {
 		c(&cfg)
+	}
+	if cfg.infoLogs {
+		level.Set(slog.LevelInfo)
 	}
 	h.merchant = &cfg.merchant
 
@@ -152,7 +168,7 @@ type response struct {
 }
 
 // JSON decodes the body into a map.
-func (r *response) JSON(t *testing.T) map[string]any {
+func (r *response) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
@@ -160,7 +176,7 @@ func (r *response) JSON(t *testing.T) map[string]any {
 }
 
 // Session decodes the body as a session object.
-func (r *response) Session(t *testing.T) bridge.SessionView {
+func (r *response) Session(t testing.TB) bridge.SessionView {
 	t.Helper()
 	var v bridge.SessionView
 	require.NoError(t, json.Unmarshal(r.Body, &v), "body: %s", r.Body)
@@ -271,7 +287,7 @@ type handoffData struct {
 
 // agentSocket is a test agent's browser connection.
 type agentSocket struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *websocket.Conn
 	events chan event
 	closed chan struct{}
