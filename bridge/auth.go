@@ -133,7 +133,7 @@ func (k *KeyService) RollKey(ctx context.Context, merchantID, id string, grace t
 		return "", nil, err
 	}
 	if err := old.Usable(k.clock.Now()); err != nil {
-		return "", nil, err
+		return "", nil, invalid("id", "API key %s can no longer be used, so it cannot be rolled; create a new key instead.", id)
 	}
 	if grace <= 0 {
 		grace = k.grace
@@ -167,6 +167,26 @@ func (k *KeyService) RevokeKey(ctx context.Context, merchantID, id string) (*API
 		}
 		return nil
 	})
+}
+
+// Key returns key id of merchantID, or validation_error if the merchant has no such key.
+func (k *KeyService) Key(ctx context.Context, merchantID, id string) (*APIKey, error) {
+	return k.ownKey(ctx, merchantID, id)
+}
+
+// ListKeys returns merchantID's keys of mode, oldest first.
+func (k *KeyService) ListKeys(ctx context.Context, merchantID string, mode Mode) ([]*APIKey, error) {
+	all, err := k.store.ListAPIKeys(ctx, merchantID)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, key := range all {
+		if key.Mode == mode {
+			out = append(out, key)
+		}
+	}
+	return out, nil
 }
 
 func (k *KeyService) ownKey(ctx context.Context, merchantID, id string) (*APIKey, error) {

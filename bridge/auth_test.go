@@ -202,9 +202,11 @@ func TestAuthenticateRevokedKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, again.RevokedAt.Equal(t0.Add(time.Minute)))
 
-	// A revoked key cannot be rolled into a fresh one.
+	// A revoked key cannot be rolled into a fresh one; the error names the key at fault, not the
+	// caller's credentials.
 	_, _, err = w.keys.RollKey(ctx, "acme", key.ID, 0)
-	assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(err))
+	assert.Equal(t, bridge.CodeValidationError, bridge.ErrorCode(err))
+	assert.Equal(t, "id", bridge.AsError(err).Param)
 }
 
 func TestAuthenticateRolledKey(t *testing.T) {

@@ -75,56 +75,61 @@ type AgentToken struct {
 	Expiry     int64     `json:"e"`
 }
 
-const agentTokenPrefix = "vp_at_"
+const (
+	agentTokenPrefix   = "vp_at_"
+	webhookTokenPrefix = "vp_wt_"
+	maxTokenLen        = 2048
+)
 
 // IssueAgentToken returns a signed token for agent of merchant in mode, valid until expiresAt.
 func (k *Keyring) IssueAgentToken(merchantID string, mode Mode, agentID string, expiresAt time.Time) string {
-	payload, _ := json.Marshal(AgentToken{MerchantID: merchantID, AgentID: agentID, Expiry: expiresAt.Unix()})
-	head := agentTokenPrefix + string(mode) + "_" + base64.RawURLEncoding.EncodeToString(payload)
-	return head + "." + base64.RawURLEncoding.EncodeToString(k.mac(head))
+	return k.sign(agentTokenPrefix+string(mode)+"_", AgentToken{MerchantID: merchantID, AgentID: agentID, Expiry: expiresAt.Unix()})
 }
 
-func (k *Keyring) mac(s string) []byte {
+// sign returns prefix + base64url(JSON(payload)) + "." + base64url(HMAC(prefix and payload)):
+// the prefix is under the signature, so one kind of token can never pass for another.
+func (k *Keyring) sign(prefix string, payload any) string {
+	data, _ := json.Marshal(payload)
+	head := prefix + base64.RawURLEncoding.EncodeToString(data)
 	m := hmac.New(sha256.New, k.tokenMAC)
-	m.Write([]byte(s))
-	return m.Sum(nil)
+	m.Write([]byte(head))
+	return head + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// open checks token's signature and prefix and decodes its payload into v.
+func (k *Keyring) open(prefix, token string, v any) bool {
+	if len(token) > maxTokenLen || !strings.HasPrefix(token, prefix) {
+		return false
+	}
+	head, sig, ok := strings.Cut(token, ".")
+	if !ok {
+		return false
+	}
+	// Strict: a lenient decoder ignores the last character's spare bits, giving one token
+	// several accepted spellings.
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	m := hmac.New(sha256.New, k.tokenMAC)
+	m.Write([]byte(head))
+	if err != nil || !hmac.Equal(got, m.Sum(nil)) {
+		return false
+	}
+	data, err := base64.RawURLEncoding.Strict().DecodeString(head[len(prefix):])
+	return err == nil && json.Unmarshal(data, v) == nil
 }
 
 // VerifyAgentToken checks token's signature and expiry at now. It answers auth_invalid_key for
 // anything malformed or forged and auth_key_expired for a token past its expiry.
 func (k *Keyring) VerifyAgentToken(token string, now time.Time) (*AgentToken, error) {
-	invalid := Errorf(CodeAuthInvalidKey, "The agent token is malformed or was not issued by this paybridge.").
-		WithFix("Mint a fresh agent token with POST /v1/agent_tokens from your backend and pass it to the widget.")
-	rest, ok := strings.CutPrefix(token, agentTokenPrefix)
-	if !ok || len(token) > 2048 {
-		return nil, invalid
-	}
-	var mode Mode
-	switch {
-	case strings.HasPrefix(rest, "test_"):
-		mode = ModeTest
-	case strings.HasPrefix(rest, "live_"):
-		mode = ModeLive
-	default:
-		return nil, invalid
-	}
-	head, sig, ok := strings.Cut(token, ".")
-	if !ok {
-		return nil, invalid
-	}
-	// Strict: a lenient decoder ignores the last character's spare bits, giving one token
-	// several accepted spellings.
-	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
-	if err != nil || !hmac.Equal(got, k.mac(head)) {
-		return nil, invalid
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(head[len(agentTokenPrefix)+len("test_"):])
-	if err != nil {
-		return nil, invalid
-	}
 	var t AgentToken
-	if err := json.Unmarshal(payload, &t); err != nil || t.MerchantID == "" || t.AgentID == "" {
-		return nil, invalid
+	var mode Mode
+	for _, m := range []Mode{ModeTest, ModeLive} {
+		if k.open(agentTokenPrefix+string(m)+"_", token, &t) {
+			mode = m
+		}
+	}
+	if mode == "" || t.MerchantID == "" || t.AgentID == "" {
+		return nil, Errorf(CodeAuthInvalidKey, "The agent token is malformed or was not issued by this paybridge.").
+			WithFix("Mint a fresh agent token with POST /v1/agent_tokens from your backend and pass it to the widget.")
 	}
 	t.Mode = mode
 	t.ExpiresAt = time.Unix(t.Expiry, 0).UTC()
@@ -133,4 +138,26 @@ func (k *Keyring) VerifyAgentToken(token string, now time.Time) (*AgentToken, er
 			WithFix("Mint a fresh agent token with POST /v1/agent_tokens; the widget asks its host page for one when this happens.")
 	}
 	return &t, nil
+}
+
+// webhookToken is what a token issued to VCC for its webhook calls asserts.
+type webhookToken struct {
+	MerchantID string `json:"m"`
+	Expiry     int64  `json:"e"`
+}
+
+// IssueWebhookToken returns a bearer token VCC presents on its webhook calls for merchantID,
+// valid until expiresAt.
+func (k *Keyring) IssueWebhookToken(merchantID string, expiresAt time.Time) string {
+	return k.sign(webhookTokenPrefix, webhookToken{MerchantID: merchantID, Expiry: expiresAt.Unix()})
+}
+
+// VerifyWebhookToken returns the merchant a webhook token was issued for, if it is genuine and
+// unexpired at now.
+func (k *Keyring) VerifyWebhookToken(token string, now time.Time) (string, bool) {
+	var t webhookToken
+	if !k.open(webhookTokenPrefix, token, &t) || t.MerchantID == "" || !now.Before(time.Unix(t.Expiry, 0)) {
+		return "", false
+	}
+	return t.MerchantID, true
 }

@@ -53,8 +53,9 @@ func (a VCCAccount) AllowsConfiguration(id int) bool {
 
 // MerchantWebhook is where paybridge reports terminal session outcomes to the merchant.
 type MerchantWebhook struct {
-	URL    string
-	Secret string // whsec_..., secret
+	URL            string
+	Secret         string // whsec_..., secret
+	PreviousSecret string // the secret being rolled away from, also signed with while set; secret
 }
 
 // VCCWebhookAuth holds the credentials VCC uses when it calls paybridge's inbound webhook: OAuth

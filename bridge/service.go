@@ -268,12 +268,23 @@ func (s *Service) CancelSession(ctx context.Context, sc Scope, id string) (*Sess
 }
 
 // RestartSession starts a new provider session for an active session on request (DESIGN section
-// 3, trigger 4).
+// 3, trigger 4). If VCC turns out to have the payment's result already, that result is applied
+// and answered instead: session_wrong_state for a success, the failure's own code otherwise.
 func (s *Service) RestartSession(ctx context.Context, sc Scope, id string) (*Session, error) {
 	if _, err := s.scoped(ctx, sc, id); err != nil {
 		return nil, err
 	}
-	return s.restart(ctx, id, restartRequest{reason: EndRestartRequested})
+	sess, err := s.restart(ctx, id, restartRequest{reason: EndRestartRequested})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case sess.Status == StatusSucceeded:
+		return nil, WrongState(sess.Status, "a restart").WithFix("The customer has paid: VCC reported the payment before the restart. Nothing needs restarting.")
+	case sess.Status == StatusFailed && sess.Failure != nil:
+		return nil, &Error{Code: sess.Failure.Code, Message: sess.Failure.Error}
+	}
+	return sess, nil
 }
 
 // FrameRefused handles the widget's report that the provider refused attempt's frame (trigger 1).
@@ -294,16 +305,20 @@ func (s *Service) FrameRefused(ctx context.Context, agent AgentRef, sessionID st
 	return err
 }
 
-// ProviderNotified handles a hint that VCC's view of a provider session changed (its webhook): the
-// status is fetched from VCC and applied, never taken from the hint itself.
-func (s *Service) ProviderNotified(ctx context.Context, sessionGUID string) error {
+// ProviderNotified handles a hint from merchantID's VCC that a provider session changed (its
+// webhook): the status is fetched from VCC and applied, never taken from the hint itself. A hint
+// about an unknown session, or another merchant's, changes nothing.
+func (s *Service) ProviderNotified(ctx context.Context, merchantID, sessionGUID string) error {
 	sess, err := s.store.SessionByGUID(ctx, sessionGUID)
-	if errors.Is(err, ErrNotFound) {
-		s.logger.InfoContext(ctx, "vcc notification for an unknown session", "vccSession", sessionGUID)
+	if errors.Is(err, ErrNotFound) || (err == nil && sess.MerchantID != merchantID) {
+		s.logger.InfoContext(ctx, "vcc notification for an unknown session", "vccSession", sessionGUID, "merchant", merchantID)
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if a := sess.AttemptByGUID(sessionGUID); a == nil || a.Number != len(sess.Attempts) {
+		return nil // about a replaced attempt: nothing to do
 	}
 	return s.poll(ctx, sess.ID)
 }
@@ -641,7 +656,40 @@ func (s *Service) scoped(ctx context.Context, sc Scope, id string) (*Session, er
 	if sess.MerchantID != sc.MerchantID || sess.Mode != sc.Mode || (sc.AgentID != "" && sess.AgentID != sc.AgentID) {
 		return nil, s.notFound(ErrNotFound)
 	}
+	if err := s.checkIntegrity(sess); err != nil {
+		s.logger.ErrorContext(ctx, "session integrity check failed", "session", id, "err", err)
+		return nil, err
+	}
 	return sess, nil
+}
+
+// checkIntegrity answers session_integrity_error when stored data breaks an invariant the
+// lifecycle relies on, or when the current attempt's sealed tokens cannot be opened (the master
+// key changed since they were sealed, or the record was altered).
+func (s *Service) checkIntegrity(sess *Session) error {
+	var problem string
+	for i, a := range sess.Attempts {
+		if a.Number != i+1 {
+			problem = fmt.Sprintf("attempt %d is numbered %d", i+1, a.Number)
+		}
+	}
+	switch {
+	case problem != "":
+	case sess.Status == StatusActive && len(sess.Attempts) == 0:
+		problem = "active without an attempt"
+	case sess.Status == StatusSucceeded && sess.Result == nil:
+		problem = "succeeded without a result"
+	case sess.Status == StatusFailed && sess.Failure == nil:
+		problem = "failed without a failure"
+	case sess.Status == StatusActive:
+		if err := s.openTokens(sess.Clone()); err != nil {
+			problem = "sealed provider tokens do not open with the current master key"
+		}
+	}
+	if problem == "" {
+		return nil
+	}
+	return Errorf(CodeSessionIntegrityError, "Session %s failed an integrity check.", sess.ID).WithCause(errors.New(problem))
 }
 
 func (s *Service) notFound(err error) error {

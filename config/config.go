@@ -142,6 +142,9 @@ type MerchantVCC struct {
 type Webhook struct {
 	URL    string `yaml:"url"`    // https, or http for loopback hosts
 	Secret string `yaml:"secret"` // secret; whsec_..., required when URL is set
+	// PreviousSecret is the secret being rolled away from: while set, every delivery carries a
+	// second v1 signature made with it, so the receiver can switch secrets without a gap.
+	PreviousSecret string `yaml:"previousSecret"` // secret; whsec_...
 }
 
 // VCCWebhook holds the credentials VCC presents when it calls paybridge's inbound webhook.
@@ -281,7 +284,7 @@ func (c *Config) BridgeMerchants() []*bridge.Merchant {
 				SkipCallTransfer:              m.VCC.SkipCallTransfer,
 			},
 			AllowedOrigins: slices.Clone(m.AllowedOrigins),
-			Webhook:        bridge.MerchantWebhook{URL: m.Webhook.URL, Secret: m.Webhook.Secret},
+			Webhook:        bridge.MerchantWebhook{URL: m.Webhook.URL, Secret: m.Webhook.Secret, PreviousSecret: m.Webhook.PreviousSecret},
 			VCCWebhook: bridge.VCCWebhookAuth{
 				ClientID:      m.VCCWebhook.ClientID,
 				ClientSecret:  m.VCCWebhook.ClientSecret,
@@ -352,6 +355,7 @@ func (c *Config) Redacted() *Config {
 		m := &r.Merchants[i]
 		hide(&m.VCC.ClientSecret)
 		hide(&m.Webhook.Secret)
+		hide(&m.Webhook.PreviousSecret)
 		hide(&m.VCCWebhook.ClientSecret)
 		hide(&m.VCCWebhook.SigningSecret)
 		hideURL(&m.VCC.TokenURL)

@@ -543,7 +543,7 @@ masterKey: ${FILE_MASTER_KEY}
 merchants:
   - id: acme-uk
     vcc: {clientId: acme, clientSecret: file-vcc}
-    webhook: {url: "https://crm.example", secret: whsec_file}
+    webhook: {url: "https://crm.example", secret: whsec_file, previousSecret: whsec_file_old}
     vccWebhook: {clientId: vcc, clientSecret: file-vcc-webhook, signingSecret: file-signing}
 `
 	fileKey := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("f", 32)))
@@ -561,6 +561,8 @@ merchants:
 			func(c *config.Config) string { return c.Merchants[0].VCC.ClientSecret }, "file-vcc"},
 		{"webhook secret", "PAYBRIDGE_MERCHANT_ACME_UK_WEBHOOK_SECRET", "whsec_env",
 			func(c *config.Config) string { return c.Merchants[0].Webhook.Secret }, "whsec_file"},
+		{"webhook previous secret", "PAYBRIDGE_MERCHANT_ACME_UK_WEBHOOK_PREVIOUS_SECRET", "whsec_env_old",
+			func(c *config.Config) string { return c.Merchants[0].Webhook.PreviousSecret }, "whsec_file_old"},
 		{"VCC webhook client secret", "PAYBRIDGE_MERCHANT_ACME_UK_VCC_WEBHOOK_CLIENT_SECRET", "env-vcc-webhook",
 			func(c *config.Config) string { return c.Merchants[0].VCCWebhook.ClientSecret }, "file-vcc-webhook"},
 		{"VCC webhook signing secret", "PAYBRIDGE_MERCHANT_ACME_UK_VCC_WEBHOOK_SIGNING_SECRET", "env-signing",

@@ -327,6 +327,7 @@ const EnvMasterKey = "PAYBRIDGE_MASTER_KEY"
 const (
 	EnvVCCClientSecret         = "VCC_CLIENT_SECRET"          // vcc.clientSecret
 	EnvWebhookSecret           = "WEBHOOK_SECRET"             // webhook.secret
+	EnvWebhookPreviousSecret   = "WEBHOOK_PREVIOUS_SECRET"    // webhook.previousSecret
 	EnvVCCWebhookClientSecret  = "VCC_WEBHOOK_CLIENT_SECRET"  // vccWebhook.clientSecret
 	EnvVCCWebhookSigningSecret = "VCC_WEBHOOK_SIGNING_SECRET" // vccWebhook.signingSecret
 )
@@ -364,6 +365,7 @@ func applyOverrides(c *Config, getenv func(string) string) map[*string]bool {
 		prefix := MerchantEnvPrefix(m.ID)
 		override(&m.VCC.ClientSecret, prefix+EnvVCCClientSecret)
 		override(&m.Webhook.Secret, prefix+EnvWebhookSecret)
+		override(&m.Webhook.PreviousSecret, prefix+EnvWebhookPreviousSecret)
 		override(&m.VCCWebhook.ClientSecret, prefix+EnvVCCWebhookClientSecret)
 		override(&m.VCCWebhook.SigningSecret, prefix+EnvVCCWebhookSigningSecret)
 	}

@@ -173,6 +173,9 @@ func (c *Config) Validate() error {
 		}
 		if m.Webhook.URL != "" {
 			p.url(at("webhook.url"), m.Webhook.URL, false)
+			if m.Webhook.PreviousSecret != "" && !strings.HasPrefix(m.Webhook.PreviousSecret, "whsec_") {
+				p.add(at("webhook.previousSecret"), "must start with \"whsec_\"")
+			}
 			if !strings.HasPrefix(m.Webhook.Secret, "whsec_") {
 				p.add(at("webhook.secret"), "must start with \"whsec_\" when webhook.url is set")
 			}
