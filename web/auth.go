@@ -35,13 +35,31 @@ func bearer(r *http.Request) (string, error) {
 	return key, nil
 }
 
+// authMemo remembers a request's authentication, so the idempotency layer and the handler check
+// the key once.
+type authMemo struct {
+	done bool
+	p    *bridge.Principal
+	err  error
+}
+
+const authMemoKey ctxKey = iota + 100
+
 // authenticate resolves the request's API key.
 func (s *Server) authenticate(r *http.Request) (*bridge.Principal, error) {
-	key, err := bearer(r)
-	if err != nil {
-		return nil, err
+	memo, _ := r.Context().Value(authMemoKey).(*authMemo)
+	if memo != nil && memo.done {
+		return memo.p, memo.err
 	}
-	return s.keys.Authenticate(r.Context(), key)
+	key, err := bearer(r)
+	var p *bridge.Principal
+	if err == nil {
+		p, err = s.keys.Authenticate(r.Context(), key)
+	}
+	if memo != nil {
+		memo.done, memo.p, memo.err = true, p, err
+	}
+	return p, err
 }
 
 // secret authenticates a request to a secret-only endpoint.

@@ -133,6 +133,27 @@ func goKind(t reflect.Type) string {
 	return "object"
 }
 
+// rawKind names the JSON type of a raw value.
+func rawKind(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case '[':
+		return "array"
+	case '{':
+		return "object"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
 // parseAmount reads the amount field, kept raw so that a string, a fraction or an overflow each
 // get the right code: a non-number is a type error, a non-integer number an invalid amount.
 func parseAmount(raw json.RawMessage) (int64, error) {
@@ -140,18 +161,7 @@ func parseAmount(raw json.RawMessage) (int64, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, bridge.Errorf(bridge.CodeValidationMissingField, "Missing required field \"amount\"").WithParam("amount")
 	}
-	kind := ""
-	switch raw[0] {
-	case '"':
-		kind = "string"
-	case 't', 'f':
-		kind = "boolean"
-	case '[':
-		kind = "array"
-	case '{':
-		kind = "object"
-	}
-	if kind != "" {
+	if kind := rawKind(raw); kind != "number" {
 		return 0, bridge.Errorf(bridge.CodeValidationError, "Expected number, received %s at \"amount\"", kind).
 			WithParam("amount").WithFix(fieldFixes["amount"])
 	}

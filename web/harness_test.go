@@ -63,6 +63,7 @@ type harnessConfig struct {
 	service   bridge.ServiceOptions
 	vcc       vcc.Options
 	merchant  bridge.Merchant
+	others    []*bridge.Merchant // more merchants, besides the one whose keys the harness holds
 	hubBuffer int
 	infoLogs  bool // log at info, as production does, instead of debug
 }
@@ -120,7 +121,7 @@ func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 	t.Cleanup(func() { _ = h.store.Close() })
 	keyring, err := bridge.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
-	merchants := bridge.StaticMerchants{h.merchant}
+	merchants := append(bridge.StaticMerchants{h.merchant}, cfg.others...)
 	h.hub = bridge.NewHub(logger, cfg.hubBuffer)
 	opts := cfg.service
 	opts.Store, opts.Merchants, opts.Publisher, opts.Keyring = h.store, merchants, h.hub, keyring
@@ -131,10 +132,14 @@ func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 
 	wopts := cfg.server
 	wopts.Sessions, wopts.Keys, wopts.Hub, wopts.Store = h.sessions, h.keys, h.hub, h.store
-	wopts.Clock, wopts.Logger, wopts.PublicBaseURL = h.clock, logger, "http://paybridge.test"
+	wopts.Merchants, wopts.Keyring = merchants, keyring
+	// The server's public URL is its real one, so every docs link in an error resolves.
+	h.srv = httptest.NewUnstartedServer(nil)
+	wopts.Clock, wopts.Logger, wopts.PublicBaseURL = h.clock, logger, "http://"+h.srv.Listener.Addr().String()
 	server, err := web.NewServer(wopts)
 	require.NoError(t, err)
-	h.srv = httptest.NewServer(server)
+	h.srv.Config.Handler = server
+	h.srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = h.sessions.Run(ctx) }()
@@ -413,7 +418,7 @@ func assertErrorEnvelope(t *testing.T, r *response, status int, code bridge.Code
 	assert.Equal(t, string(code), m["code"])
 	assert.NotEmpty(t, m["error"])
 	assert.NotEmpty(t, m["fix"])
-	assert.Equal(t, "http://paybridge.test/docs/error-codes#"+string(code), m["docs"])
+	assert.True(t, strings.HasSuffix(m["docs"].(string), "/docs/error-codes#"+string(code)), "docs: %v", m["docs"])
 	assert.NotEmpty(t, r.Header.Get("X-Request-Id"))
 	assert.Equal(t, r.Header.Get("X-Request-Id"), m["requestId"])
 	return m
@@ -423,4 +428,11 @@ func assertErrorEnvelope(t *testing.T, r *response, status int, code bridge.Code
 func jsonBody(v any) io.Reader {
 	data, _ := json.Marshal(v)
 	return bytes.NewReader(data)
+}
+
+// readAll reads and closes a response body.
+func readAll(resp *http.Response) []byte {
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return data
 }

@@ -16,12 +16,21 @@ import (
 
 // Options are the dependencies and settings of a Server.
 type Options struct {
-	Sessions *bridge.Service
-	Keys     *bridge.KeyService
-	Hub      *bridge.Hub
-	Store    bridge.Store // for readiness
-	Clock    bridge.Clock
-	Logger   *slog.Logger
+	Sessions  *bridge.Service
+	Keys      *bridge.KeyService
+	Hub       *bridge.Hub
+	Store     bridge.Store // readiness and idempotency records
+	Merchants bridge.MerchantDirectory
+	Keyring   *bridge.Keyring // tokens issued to VCC for its webhook calls
+	Clock     bridge.Clock
+	Logger    *slog.Logger
+
+	// PerKeyLimit meters session creates per API key (30 per 60 s); PerIPLimit meters every API
+	// call per client IP (600 per 60 s).
+	PerKeyLimit RateLimit
+	PerIPLimit  RateLimit
+	// IdempotencyTTL is how long a first response is replayed (24 h).
+	IdempotencyTTL time.Duration
 
 	// PublicBaseURL is where clients reach this server, e.g. https://pay.example.com.
 	PublicBaseURL string
@@ -38,12 +47,19 @@ type Options struct {
 
 // Server is paybridge's HTTP handler. Shutdown closes the agent sockets it holds.
 type Server struct {
-	sessions   *bridge.Service
-	keys       *bridge.KeyService
-	hub        *bridge.Hub
-	store      bridge.Store
-	clock      bridge.Clock
-	logger     *slog.Logger
+	sessions  *bridge.Service
+	keys      *bridge.KeyService
+	hub       *bridge.Hub
+	store     bridge.Store
+	merchants bridge.MerchantDirectory
+	keyring   *bridge.Keyring
+	clock     bridge.Clock
+	logger    *slog.Logger
+
+	perKey, perIP  *limiter
+	idempotencyTTL time.Duration
+	inflight       sync.Map // idempotency scope → chan closed when its first request finishes
+
 	docsBase   string
 	publicBase string
 	demo       http.Handler
@@ -60,17 +76,19 @@ type Server struct {
 
 // NewServer wires the routes and middleware around the services.
 func NewServer(opts Options) (*Server, error) {
-	if opts.Sessions == nil || opts.Keys == nil || opts.Hub == nil || opts.Store == nil {
-		return nil, errors.New("web: NewServer needs Sessions, Keys, Hub and Store")
+	if opts.Sessions == nil || opts.Keys == nil || opts.Hub == nil || opts.Store == nil || opts.Merchants == nil || opts.Keyring == nil {
+		return nil, errors.New("web: NewServer needs Sessions, Keys, Hub, Store, Merchants and Keyring")
 	}
 	s := &Server{
 		sessions: opts.Sessions, keys: opts.Keys, hub: opts.Hub, store: opts.Store,
+		merchants: opts.Merchants, keyring: opts.Keyring,
 		clock: opts.Clock, logger: opts.Logger, demo: opts.Demo,
-		pingInterval: orDuration(opts.PingInterval, 25*time.Second),
-		pongTimeout:  orDuration(opts.PongTimeout, 10*time.Second),
-		authTimeout:  orDuration(opts.AuthTimeout, 5*time.Second),
-		writeTimeout: orDuration(opts.WriteTimeout, 10*time.Second),
-		closing:      make(chan struct{}),
+		idempotencyTTL: orDuration(opts.IdempotencyTTL, 24*time.Hour),
+		pingInterval:   orDuration(opts.PingInterval, 25*time.Second),
+		pongTimeout:    orDuration(opts.PongTimeout, 10*time.Second),
+		authTimeout:    orDuration(opts.AuthTimeout, 5*time.Second),
+		writeTimeout:   orDuration(opts.WriteTimeout, 10*time.Second),
+		closing:        make(chan struct{}),
 	}
 	if s.clock == nil {
 		s.clock = bridge.SystemClock{}
@@ -83,9 +101,11 @@ func NewServer(opts Options) (*Server, error) {
 	if s.docsBase == "" {
 		s.docsBase = s.publicBase + "/docs/error-codes"
 	}
+	s.perKey = newLimiter(orLimit(opts.PerKeyLimit, RateLimit{Limit: 30, Window: time.Minute}), s.clock)
+	s.perIP = newLimiter(orLimit(opts.PerIPLimit, RateLimit{Limit: 600, Window: time.Minute}), s.clock)
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = withRequestID(s.logAndRecover(securityHeaders(s.dispatch(mux))))
+	s.handler = withRequestID(s.logAndRecover(securityHeaders(s.cors(s.dispatch(mux)))))
 	return s, nil
 }
 
@@ -103,6 +123,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func orLimit(l, def RateLimit) RateLimit {
+	if l.Limit <= 0 || l.Window <= 0 {
+		return def
+	}
+	return l
+}
+
+// Run does the server's background work until ctx ends: forgetting expired idempotency records.
+func (s *Server) Run(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.store.PurgeIdempotency(ctx, s.clock.Now()); err != nil {
+				s.logger.WarnContext(ctx, "purge idempotency records", "err", err)
+			} else if n > 0 {
+				s.logger.InfoContext(ctx, "purged idempotency records", "count", n)
+			}
+		}
 	}
 }
 

@@ -12,19 +12,19 @@ import (
 // createSessionRequest is the body of POST /v1/sessions. Amount stays raw so a string, a
 // fraction and a missing value each get their own code.
 type createSessionRequest struct {
-	AgentID                string            `json:"agentId"`
-	Amount                 json.RawMessage   `json:"amount"`
-	Currency               string            `json:"currency"`
-	Country                string            `json:"country"`
-	Channel                bridge.Channel    `json:"channel"`
-	AccountConfigurationID *int              `json:"accountConfigurationId"`
-	Reference              string            `json:"reference"`
-	Customer               *bridge.Customer  `json:"customer"`
-	LineItems              []bridge.LineItem `json:"lineItems"`
-	Metadata               map[string]string `json:"metadata"`
-	SuccessURL             string            `json:"successUrl"`
-	CancelURL              string            `json:"cancelUrl"`
-	ExpiresIn              *int              `json:"expiresIn"`
+	AgentID                string                     `json:"agentId"`
+	Amount                 json.RawMessage            `json:"amount"`
+	Currency               string                     `json:"currency"`
+	Country                string                     `json:"country"`
+	Channel                bridge.Channel             `json:"channel"`
+	AccountConfigurationID *int                       `json:"accountConfigurationId"`
+	Reference              string                     `json:"reference"`
+	Customer               *bridge.Customer           `json:"customer"`
+	LineItems              []bridge.LineItem          `json:"lineItems"`
+	Metadata               map[string]json.RawMessage `json:"metadata"` // raw: a type error names its key
+	SuccessURL             string                     `json:"successUrl"`
+	CancelURL              string                     `json:"cancelUrl"`
+	ExpiresIn              *int                       `json:"expiresIn"`
 }
 
 // input turns the request into the service's input for caller c.
@@ -32,7 +32,18 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 	in := &bridge.CreateSessionInput{
 		MerchantID: c.Merchant.ID, Mode: c.Key.Mode, AgentID: req.AgentID, Channel: req.Channel,
 		Currency: req.Currency, Country: req.Country, Reference: req.Reference,
-		LineItems: req.LineItems, Metadata: req.Metadata, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
+		LineItems: req.LineItems, SuccessURL: req.SuccessURL, CancelURL: req.CancelURL,
+	}
+	if req.Metadata != nil {
+		in.Metadata = make(map[string]string, len(req.Metadata))
+		for k, raw := range req.Metadata {
+			var v string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, bridge.Errorf(bridge.CodeValidationError, "Expected string, received %s at %q", rawKind(raw), "metadata."+k).
+					WithParam("metadata." + k).WithFix(fieldFixes["metadata"])
+			}
+			in.Metadata[k] = v
+		}
 	}
 	if c.agent != nil {
 		if req.AgentID != "" && req.AgentID != c.agent.AgentID {
@@ -90,6 +101,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run")); dry {
 		writeJSON(w, http.StatusOK, dryRunResponse{Valid: true, Warnings: []string{}})
 		return nil
+	}
+	if err := s.limitPerKey(w, c.Key); err != nil {
+		return err
 	}
 	sess, err := s.sessions.CreateSession(r.Context(), in)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/paybridge/paybridge/bridge"
 	"github.com/paybridge/paybridge/vcc/vccstub"
+	"github.com/paybridge/paybridge/web"
 )
 
 // TestVCCFailures: each documented VCC failure, produced by the stub through its control API,
@@ -94,7 +95,7 @@ func TestVCCFailures(t *testing.T) {
 // TestConcurrentCreatesShareOneToken: 200 concurrent creates for one merchant cause exactly one
 // token request at VCC.
 func TestConcurrentCreatesShareOneToken(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, func(c *harnessConfig) { c.server.PerKeyLimit = web.RateLimit{Limit: 1000, Window: time.Minute} })
 	const n = 200
 	statuses := make([]int, n)
 	var wg sync.WaitGroup

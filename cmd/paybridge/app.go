@@ -21,6 +21,7 @@ import (
 	"github.com/paybridge/paybridge/config"
 	"github.com/paybridge/paybridge/vcc"
 	"github.com/paybridge/paybridge/web"
+	"github.com/paybridge/paybridge/webhook"
 )
 
 // app is one running paybridge: the graph main builds from a configuration.
@@ -32,6 +33,7 @@ type app struct {
 	sessions *bridge.Service
 	keys     *bridge.KeyService
 	server   *web.Server
+	webhooks *webhook.Dispatcher
 	listener net.Listener
 }
 
@@ -99,13 +101,29 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		Store: a.store, Merchants: merchants, Keyring: keyring, Clock: clock,
 		RollGrace: cfg.Keys.RollGrace, AgentTokenTTL: cfg.AgentTokens.DefaultTTL, MaxAgentTokenTTL: cfg.AgentTokens.MaxTTL,
 	})
+	a.webhooks = webhook.NewDispatcher(webhook.DispatcherOptions{
+		Store: a.store, Merchants: merchants, Clock: clock, Logger: a.logger,
+		HTTPClient: &http.Client{Timeout: cfg.Webhooks.Timeout,
+			// A 3xx is a failed delivery: a signed body never lands where the merchant did not say.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		RetryWindow: cfg.Webhooks.RetryWindow, InitialBackoff: cfg.Webhooks.InitialBackoff, MaxBackoff: cfg.Webhooks.MaxBackoff,
+		PreviousSecrets: func(id string) []string {
+			if m, err := merchants.Merchant(context.Background(), id); err == nil && m.Webhook.PreviousSecret != "" {
+				return []string{m.Webhook.PreviousSecret}
+			}
+			return nil
+		},
+	})
 	var demo http.Handler
 	if o.demo != nil {
 		demo = o.demo(a)
 	}
 	a.server, err = web.NewServer(web.Options{
-		Sessions: a.sessions, Keys: a.keys, Hub: a.hub, Store: a.store, Clock: clock, Logger: a.logger,
-		PublicBaseURL: cfg.PublicBaseURL, DocsBaseURL: cfg.DocsBaseURL, Demo: demo,
+		Sessions: a.sessions, Keys: a.keys, Hub: a.hub, Store: a.store, Merchants: merchants, Keyring: keyring,
+		Clock: clock, Logger: a.logger, PublicBaseURL: cfg.PublicBaseURL, DocsBaseURL: cfg.DocsBaseURL, Demo: demo,
+		PerKeyLimit:    web.RateLimit{Limit: cfg.RateLimits.SessionCreatesPerKey, Window: cfg.RateLimits.SessionCreatesWindow},
+		PerIPLimit:     web.RateLimit{Limit: cfg.RateLimits.PerIP, Window: cfg.RateLimits.PerIPWindow},
+		IdempotencyTTL: cfg.Idempotency.TTL,
 	})
 	if err != nil {
 		return nil, err
@@ -136,6 +154,8 @@ func (a *app) run(ctx context.Context) error {
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go func() { _ = a.sessions.Run(bg) }()
+	go a.server.Run(bg)
+	go func() { _ = a.webhooks.Run(bg) }()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(a.listener) }()

@@ -114,13 +114,16 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// postJSON posts body with key and returns the decoded 2xx answer.
-func postJSON(t *testing.T, u, key, body string) map[string]any {
+// postJSON posts body with key (and header name/value pairs) and returns the decoded 2xx answer.
+func postJSON(t *testing.T, u, key, body string, headers ...string) map[string]any {
 	t.Helper()
 	req, err := http.NewRequest("POST", u, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	return doJSON(t, req)
 }
 
@@ -195,21 +198,25 @@ var (
 	listeningURL = regexp.MustCompile(`"msg":"paybridge listening"[^\n]*"baseUrl":"(http://127\.0\.0\.1:\d+)"`)
 )
 
-// TestKill9 kills paybridge with SIGKILL mid-session and starts it again on the same data
-// directory: the sessions, their attempts (tokens included) and outcome detection are intact,
-// including an outcome that happened while paybridge was down.
-func TestKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	dir := t.TempDir()
+// world is paybridge run as real processes: both stubs, a config file, keys, and serve.
+type world struct {
+	dir, cfgPath, stubBase string
+	secretKey, publishable string
+	origin                 string
+}
+
+// newWorld starts the stubs, writes a config (extra YAML is appended to the merchant) and
+// creates a secret and a publishable test key with `paybridge keys create`.
+func newWorld(t *testing.T, merchantExtra string) *world {
+	t.Helper()
+	w := &world{dir: t.TempDir(), origin: "https://desk.acme.test"}
 	stubs := startCommand(t, "stubs", "--addr", "127.0.0.1:0")
-	stubBase := stubs.waitFor(t, stubsURL)
-	cfgPath := filepath.Join(dir, "paybridge.yaml")
-	origin := "https://desk.acme.test"
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+	w.stubBase = stubs.waitFor(t, stubsURL)
+	w.cfgPath = filepath.Join(w.dir, "paybridge.yaml")
+	require.NoError(t, os.WriteFile(w.cfgPath, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
 dataDir: %s
 provider: {pollInterval: 100ms}
+webhooks: {initialBackoff: 100ms, maxBackoff: 200ms}
 merchants:
   - id: acme
     name: Acme Energy
@@ -220,53 +227,75 @@ merchants:
       clientSecret: ${ACME_VCC_SECRET}
       accountConfigurationIds: [1, 2]
     allowedOrigins: [%[3]s]
-`, filepath.Join(dir, "data"), stubBase, origin)), 0o600))
+%[4]s`, filepath.Join(w.dir, "data"), w.stubBase, w.origin, merchantExtra)), 0o600))
 	t.Setenv("ACME_VCC_SECRET", "sandbox-secret")
+	w.secretKey = w.keysCreate(t, "secret")
+	w.publishable = w.keysCreate(t, "publishable")
+	return w
+}
 
-	keyCmd := exec.Command(os.Args[0], "keys", "create", "--config", cfgPath, "--merchant", "acme", "--type", "secret", "--mode", "test")
-	keyCmd.Env = append(os.Environ(), "PAYBRIDGE_AS_COMMAND=1")
-	out, err := keyCmd.Output()
+func (w *world) keysCreate(t *testing.T, typ string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "keys", "create", "--config", w.cfgPath, "--merchant", "acme", "--type", typ, "--mode", "test")
+	cmd.Env = append(os.Environ(), "PAYBRIDGE_AS_COMMAND=1")
+	out, err := cmd.Output()
 	require.NoError(t, err)
-	secretKey := strings.TrimSpace(string(out))
-	pkCmd := exec.Command(os.Args[0], "keys", "create", "--config", cfgPath, "--merchant", "acme", "--type", "publishable", "--mode", "test")
-	pkCmd.Env = keyCmd.Env
-	out, err = pkCmd.Output()
-	require.NoError(t, err)
-	publishableKey := strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(out))
+}
 
-	first := startCommand(t, "serve", "--config", cfgPath)
-	base := first.waitFor(t, listeningURL)
-	token := postJSON(t, base+"/v1/agent_tokens", secretKey, `{"agentId":"agent-1","ttlSeconds":3600}`)["token"].(string)
-	paidWhileDown := postJSON(t, base+"/v1/sessions", secretKey, `{"agentId":"agent-1","amount":1240,"currency":"GBP"}`)
-	stillOpen := postJSON(t, base+"/v1/sessions", secretKey, `{"agentId":"agent-1","amount":500,"currency":"GBP"}`)
-	before := agentSnapshot(t, base, publishableKey, token, origin)
-	require.Contains(t, before, stillOpen["id"])
+// serve starts `paybridge serve` and returns it with its base URL.
+func (w *world) serve(t *testing.T) (*command, string) {
+	t.Helper()
+	c := startCommand(t, "serve", "--config", w.cfgPath)
+	return c, c.waitFor(t, listeningURL)
+}
 
-	first.kill9(t)
-	guid := paidWhileDown["vcc"].(map[string]any)["sessionGuid"].(string)
-	resp, err := http.Post(stubBase+"/_control/sessions/"+guid+"/complete", "application/json", strings.NewReader(`{"decision":"ACCEPT"}`))
+// complete finishes a VCC session at the stub.
+func (w *world) complete(t *testing.T, guid, decision string) {
+	t.Helper()
+	resp, err := http.Post(w.stubBase+"/_control/sessions/"+guid+"/complete", "application/json", strings.NewReader(`{"decision":"`+decision+`"}`))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
 
-	second := startCommand(t, "serve", "--config", cfgPath)
-	base = second.waitFor(t, listeningURL)
+// TestKill9 kills paybridge with SIGKILL mid-session and starts it again on the same data
+// directory: the sessions, their attempts (tokens included), idempotent answers and outcome
+// detection are intact, including an outcome that happened while paybridge was down.
+func TestKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	w := newWorld(t, "")
+	first, base := w.serve(t)
+	token := postJSON(t, base+"/v1/agent_tokens", w.secretKey, `{"agentId":"agent-1","ttlSeconds":3600}`)["token"].(string)
+	paidWhileDown := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":1240,"currency":"GBP"}`)
+	stillOpen := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":500,"currency":"GBP"}`, "Idempotency-Key", "order-77")
+	before := agentSnapshot(t, base, w.publishable, token, w.origin)
+	require.Contains(t, before, stillOpen["id"])
+
+	first.kill9(t)
+	w.complete(t, paidWhileDown["vcc"].(map[string]any)["sessionGuid"].(string), "ACCEPT")
+	second, base := w.serve(t)
 
 	// The open session, its attempt and its sealed tokens survived: the reconnecting agent gets
 	// the same handoff it had before the crash.
-	open := getJSON(t, base+"/v1/sessions/"+stillOpen["id"].(string), secretKey)
+	open := getJSON(t, base+"/v1/sessions/"+stillOpen["id"].(string), w.secretKey)
 	assert.Equal(t, "active", open["status"])
 	assert.Equal(t, float64(1), open["attempt"])
 	assert.Equal(t, stillOpen["vcc"], open["vcc"])
-	after := agentSnapshot(t, base, publishableKey, token, origin)
+	after := agentSnapshot(t, base, w.publishable, token, w.origin)
 	assert.Equal(t, before[stillOpen["id"].(string)], after[stillOpen["id"].(string)])
+	// The idempotent create is replayed, not repeated, after the crash.
+	replay := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":500,"currency":"GBP"}`, "Idempotency-Key", "order-77")
+	assert.Equal(t, stillOpen["id"], replay["id"])
 
 	// Polling resumed and found the outcome that happened while paybridge was down.
 	require.Eventually(t, func() bool {
-		s := getJSON(t, base+"/v1/sessions/"+paidWhileDown["id"].(string), secretKey)
+		s := getJSON(t, base+"/v1/sessions/"+paidWhileDown["id"].(string), w.secretKey)
 		return s["status"] == "succeeded"
 	}, 20*time.Second, 50*time.Millisecond)
-	for _, secret := range []string{secretKey, publishableKey, token, "sandbox-secret"} {
+	for _, secret := range []string{w.secretKey, w.publishable, token, "sandbox-secret"} {
 		assert.NotContains(t, first.stderr.String()+second.stderr.String(), secret)
 	}
 }
@@ -296,4 +325,3 @@ func agentSnapshot(t *testing.T, base, pk, token, origin string) map[string]json
 	}
 	return out
 }
-

@@ -1,0 +1,168 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// apiKeyView is an API key as the API shows it: never the hash; the plaintext only once, in the
+// answer to the create or roll that made it.
+type apiKeyView struct {
+	Object    string         `json:"object"`
+	ID        string         `json:"id"`
+	Type      bridge.KeyType `json:"type"`
+	Mode      bridge.Mode    `json:"mode"`
+	Key       string         `json:"key,omitempty"`
+	Last4     string         `json:"last4"`
+	CreatedAt time.Time      `json:"createdAt"`
+	ExpiresAt *time.Time     `json:"expiresAt,omitempty"`
+	RevokedAt *time.Time     `json:"revokedAt,omitempty"`
+	RolledTo  string         `json:"rolledTo,omitempty"`
+}
+
+func viewKey(k *bridge.APIKey, plain string) apiKeyView {
+	v := apiKeyView{Object: "api_key", ID: k.ID, Type: k.Type, Mode: k.Mode, Key: plain, Last4: k.Last4,
+		CreatedAt: k.CreatedAt, RolledTo: k.RolledTo}
+	if !k.ExpiresAt.IsZero() {
+		v.ExpiresAt = &k.ExpiresAt
+	}
+	if !k.RevokedAt.IsZero() {
+		v.RevokedAt = &k.RevokedAt
+	}
+	return v
+}
+
+// createKeyRequest is the body of POST /api/merchants/api-keys.
+type createKeyRequest struct {
+	Type bridge.KeyType `json:"type"`
+	Mode bridge.Mode    `json:"mode"`
+}
+
+// rollKeyRequest is the optional body of POST /api/merchants/api-keys/{id}/roll.
+type rollKeyRequest struct {
+	GraceSeconds *int `json:"graceSeconds"`
+}
+
+// rollKeyResponse is the new key and what became of the old one.
+type rollKeyResponse struct {
+	apiKeyView
+	Rolled apiKeyView `json:"rolled"`
+}
+
+// sameMode refuses a key managing keys of the other mode: test and live are separate worlds.
+func sameMode(p *bridge.Principal, mode bridge.Mode) error {
+	if mode != p.Key.Mode {
+		return bridge.Errorf(bridge.CodeAuthKeyTypeForbidden, "A %s key cannot manage %s keys.", p.Key.Mode, mode).
+			WithFix("Use a vp_sk_" + string(mode) + "_* key to manage " + string(mode) + " keys.")
+	}
+	return nil
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	var req createKeyRequest
+	if err := s.jsonBody(w, r, &req, false); err != nil {
+		return err
+	}
+	switch {
+	case req.Type == "":
+		return bridge.Errorf(bridge.CodeValidationMissingField, "Missing required field \"type\"").WithParam("type")
+	case req.Mode == "":
+		return bridge.Errorf(bridge.CodeValidationMissingField, "Missing required field \"mode\"").WithParam("mode")
+	}
+	if req.Mode.Valid() {
+		if err := sameMode(p, req.Mode); err != nil {
+			return err
+		}
+	}
+	plain, key, err := s.keys.CreateKey(r.Context(), p.Merchant.ID, req.Type, req.Mode)
+	if err != nil {
+		return err
+	}
+	s.logger.InfoContext(r.Context(), "api key created", "merchant", p.Merchant.ID, "key", key.ID, "type", key.Type, "mode", key.Mode)
+	writeJSON(w, http.StatusCreated, viewKey(key, plain))
+	return nil
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	keys, err := s.keys.ListKeys(r.Context(), p.Merchant.ID, p.Key.Mode)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Object string       `json:"object"`
+		Data   []apiKeyView `json:"data"`
+	}{Object: "list", Data: []apiKeyView{}}
+	for _, k := range keys {
+		out.Data = append(out.Data, viewKey(k, ""))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	var req rollKeyRequest
+	if err := s.jsonBody(w, r, &req, true); err != nil {
+		return err
+	}
+	var grace time.Duration
+	if req.GraceSeconds != nil {
+		if *req.GraceSeconds < 0 || *req.GraceSeconds > 30*24*3600 {
+			return bridge.Errorf(bridge.CodeValidationError, "graceSeconds must be from 0 to %d, got %d", 30*24*3600, *req.GraceSeconds).WithParam("graceSeconds")
+		}
+		// 0 means "end the old key now": the smallest grace the key service accepts.
+		grace = max(time.Duration(*req.GraceSeconds)*time.Second, time.Nanosecond)
+	}
+	old, err := s.keys.Key(r.Context(), p.Merchant.ID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := sameMode(p, old.Mode); err != nil {
+		return err
+	}
+	plain, key, err := s.keys.RollKey(r.Context(), p.Merchant.ID, old.ID, grace)
+	if err != nil {
+		return err
+	}
+	rolled, err := s.keys.Key(r.Context(), p.Merchant.ID, old.ID)
+	if err != nil {
+		return err
+	}
+	s.logger.InfoContext(r.Context(), "api key rolled", "merchant", p.Merchant.ID, "old", old.ID, "new", key.ID)
+	writeJSON(w, http.StatusCreated, rollKeyResponse{apiKeyView: viewKey(key, plain), Rolled: viewKey(rolled, "")})
+	return nil
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.secret(r)
+	if err != nil {
+		return err
+	}
+	old, err := s.keys.Key(r.Context(), p.Merchant.ID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := sameMode(p, old.Mode); err != nil {
+		return err
+	}
+	key, err := s.keys.RevokeKey(r.Context(), p.Merchant.ID, old.ID)
+	if err != nil {
+		return err
+	}
+	s.logger.InfoContext(r.Context(), "api key revoked", "merchant", p.Merchant.ID, "key", key.ID)
+	writeJSON(w, http.StatusOK, viewKey(key, ""))
+	return nil
+}

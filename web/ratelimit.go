@@ -1,0 +1,129 @@
+package web
+
+import (
+	"hash/maphash"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// RateLimit is a token bucket: Limit requests per Window, refilling evenly, bursting up to Limit.
+type RateLimit struct {
+	Limit  int
+	Window time.Duration
+}
+
+// limiter keeps one bucket per key (an API key id, a client IP), sharded so that one busy key
+// never waits on another's lock.
+type limiter struct {
+	limit  RateLimit
+	clock  bridge.Clock
+	seed   maphash.Seed
+	shards [32]limiterShard
+}
+
+type limiterShard struct {
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+	takes   int
+}
+
+// quota is what one take found: whether it was allowed and what the headers report.
+type quota struct {
+	allowed    bool
+	limit      int
+	remaining  int
+	reset      time.Time     // when the bucket is full again
+	retryAfter time.Duration // when denied: until one request is allowed
+}
+
+func newLimiter(l RateLimit, clock bridge.Clock) *limiter {
+	lim := &limiter{limit: l, clock: clock, seed: maphash.MakeSeed()}
+	for i := range lim.shards {
+		lim.shards[i].buckets = make(map[string]*rate.Limiter)
+	}
+	return lim
+}
+
+// take spends one request of key's bucket, if there is one.
+func (l *limiter) take(key string) quota {
+	now := l.clock.Now()
+	every := l.limit.Window / time.Duration(l.limit.Limit)
+	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	sh.mu.Lock()
+	b := sh.buckets[key]
+	if b == nil {
+		b = rate.NewLimiter(rate.Every(every), l.limit.Limit)
+		sh.buckets[key] = b
+	}
+	allowed := b.AllowN(now, 1)
+	tokens := b.TokensAt(now)
+	if sh.takes++; sh.takes%1024 == 0 {
+		// Full buckets carry no state worth keeping: forget them so idle keys cost nothing.
+		for k, other := range sh.buckets {
+			if k != key && other.TokensAt(now) >= float64(l.limit.Limit) {
+				delete(sh.buckets, k)
+			}
+		}
+	}
+	sh.mu.Unlock()
+
+	q := quota{allowed: allowed, limit: l.limit.Limit, remaining: max(int(math.Floor(tokens)), 0)}
+	q.reset = now.Add(time.Duration((float64(l.limit.Limit) - tokens) * float64(every)))
+	if !allowed {
+		q.retryAfter = time.Duration((1 - tokens) * float64(every))
+	}
+	return q
+}
+
+// setHeaders reports q on the response (DESIGN section 4).
+func (q quota) setHeaders(h http.Header) {
+	h.Set("X-RateLimit-Limit", strconv.Itoa(q.limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(q.remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(q.reset.Unix(), 10))
+	if !q.allowed {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(max(q.retryAfter, time.Second).Seconds()))))
+	}
+}
+
+// clientIP is the address the request came from. Forwarding headers are not trusted: behind a
+// proxy, every client would otherwise choose its own bucket.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limitPerIP meters every API call by client IP.
+func (s *Server) limitPerIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := s.perIP.take(clientIP(r))
+		q.setHeaders(w.Header())
+		if !q.allowed {
+			s.writeError(w, r, bridge.Errorf(bridge.CodeRateLimitExceeded,
+				"Too many requests from your IP address: %d per %s.", q.limit, s.perIP.limit.Window))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitPerKey meters session creates by API key; its headers replace the per-IP ones.
+func (s *Server) limitPerKey(w http.ResponseWriter, key *bridge.APIKey) error {
+	q := s.perKey.take(key.ID)
+	q.setHeaders(w.Header())
+	if !q.allowed {
+		return bridge.Errorf(bridge.CodeRateLimitExceededPerKey,
+			"This API key created more than %d sessions in %s.", q.limit, s.perKey.limit.Window)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package web
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/webhook"
+)
+
+// webhookTokenTTL is how long a token issued to VCC for its webhook calls lasts.
+const webhookTokenTTL = time.Hour
+
+// tokenResponse is RFC 6749's access token response.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+// vccWebhookMerchants returns the merchants with any VCC webhook credentials, or
+// webhook_not_configured when there are none: nothing could be verified.
+func (s *Server) vccWebhookMerchants(r *http.Request) ([]*bridge.Merchant, error) {
+	all, err := s.merchants.Merchants(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	var out []*bridge.Merchant
+	for _, m := range all {
+		if a := m.VCCWebhook; (a.ClientID != "" && a.ClientSecret != "") || a.SigningSecret != "" {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, bridge.Errorf(bridge.CodeWebhookNotConfigured, "No merchant has VCC webhook credentials configured on this paybridge.").
+			WithFix("Your paybridge operator must set vccWebhook (clientId and clientSecret, or signingSecret) for the merchant whose VCC account calls this webhook.")
+	}
+	return out, nil
+}
+
+// oauthToken is POST /oauth/token: the OAuth2 client-credentials grant VCC uses (as Vonage can
+// configure for webhooks) to obtain a bearer token for POST /v1/webhooks/vcc. The body is
+// form-encoded, as RFC 6749 requires; errors keep the envelope, with error set to the OAuth
+// error code so OAuth clients read it too.
+func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) error {
+	merchants, err := s.vccWebhookMerchants(r)
+	if err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return bridge.Errorf(bridge.CodeValidationError, "invalid_request").WithFix("Send a form-encoded body (application/x-www-form-urlencoded).")
+	}
+	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+		return bridge.Errorf(bridge.CodeValidationError, "unsupported_grant_type").WithParam("grant_type").
+			WithFix("Use grant_type=client_credentials.")
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id == "" || secret == "" {
+		return bridge.Errorf(bridge.CodeWebhookMissingSignature, "invalid_client").
+			WithFix("Send client_id and client_secret (form fields or HTTP Basic auth): the vccWebhook credentials configured for the merchant.")
+	}
+	for _, m := range merchants {
+		a := m.VCCWebhook
+		if a.ClientID != "" && a.ClientSecret != "" &&
+			subtle.ConstantTimeCompare([]byte(id), []byte(a.ClientID)) == 1 &&
+			subtle.ConstantTimeCompare([]byte(secret), []byte(a.ClientSecret)) == 1 {
+			writeJSON(w, http.StatusOK, tokenResponse{
+				AccessToken: s.keyring.IssueWebhookToken(m.ID, s.clock.Now().Add(webhookTokenTTL)),
+				TokenType:   "Bearer", ExpiresIn: int(webhookTokenTTL.Seconds()),
+			})
+			return nil
+		}
+	}
+	return bridge.Errorf(bridge.CodeWebhookInvalidSignature, "invalid_client").
+		WithFix("The client credentials are not those configured in the merchant's vccWebhook; check them with your paybridge operator.")
+}
+
+// vccNotification is the part of VCC's webhook body paybridge reads: which session to look at.
+// The rest of the body is not trusted; the status is fetched from VCC.
+type vccNotification struct {
+	SessionGUID string `json:"sessionGuid"`
+}
+
+// vccWebhook is POST /v1/webhooks/vcc: VCC calls it when a payment completes or a session ends.
+// It is authenticated by a bearer token from /oauth/token or an X-VonPay-Signature HMAC; the body
+// only says which session to fetch from VCC, and a duplicate changes nothing.
+func (s *Server) vccWebhook(w http.ResponseWriter, r *http.Request) error {
+	merchants, err := s.vccWebhookMerchants(r)
+	if err != nil {
+		return err
+	}
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	merchant, err := s.authenticateVCC(r, body, merchants)
+	if err != nil {
+		return err
+	}
+	var n vccNotification
+	if err := json.Unmarshal(body, &n); err != nil || n.SessionGUID == "" {
+		return bridge.Errorf(bridge.CodeValidationError, "The webhook body must be VCC's session status JSON with a sessionGuid.").WithParam("sessionGuid")
+	}
+	if err := s.sessions.ProviderNotified(r.Context(), merchant.ID, n.SessionGUID); err != nil {
+		// VCC retries on a non-200; the poller will also catch up, so say what happened and
+		// let VCC retry only when it could help.
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"received": true})
+	return nil
+}
+
+// authenticateVCC returns the merchant whose VCC credentials the call carries.
+func (s *Server) authenticateVCC(r *http.Request, body []byte, merchants []*bridge.Merchant) (*bridge.Merchant, error) {
+	invalid := func(why string) error {
+		return bridge.Errorf(bridge.CodeWebhookInvalidSignature, "The webhook's credentials did not verify: %s.", why)
+	}
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, token, _ := strings.Cut(auth, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return nil, invalid("the Authorization scheme is not Bearer")
+		}
+		id, ok := s.keyring.VerifyWebhookToken(strings.TrimSpace(token), s.clock.Now())
+		if !ok {
+			return nil, invalid("the bearer token is unknown or expired")
+		}
+		for _, m := range merchants {
+			if m.ID == id {
+				return m, nil
+			}
+		}
+		return nil, invalid("the token's merchant no longer has VCC webhook credentials")
+	}
+	header := r.Header.Get(webhook.Header)
+	if header == "" {
+		return nil, bridge.Errorf(bridge.CodeWebhookMissingSignature, "The webhook carried neither a bearer token nor an %s header.", webhook.Header)
+	}
+	var signers []*bridge.Merchant
+	var secrets []string
+	for _, m := range merchants {
+		if m.VCCWebhook.SigningSecret != "" {
+			signers = append(signers, m)
+			secrets = append(secrets, m.VCCWebhook.SigningSecret)
+		}
+	}
+	if len(secrets) == 0 {
+		return nil, bridge.Errorf(bridge.CodeWebhookNotConfigured, "No merchant has a VCC webhook signing secret configured.").
+			WithFix("Your paybridge operator must set vccWebhook.signingSecret, or VCC must authenticate with a bearer token from POST /oauth/token.")
+	}
+	i, err := webhook.VerifyAny(body, header, secrets, s.clock.Now(), webhook.DefaultTolerance)
+	if err != nil {
+		return nil, invalid(err.Error())
+	}
+	return signers[i], nil
+}
