@@ -122,23 +122,9 @@ var errStaleAttempt = errors.New("report about an older attempt")
 // to the agent's sockets and returns the active session. A VCC failure answers with the mapped
 // error and leaves the session failed, for audit.
 func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*Session, error) {
-	if err := in.Validate(); err != nil {
-		return nil, err
-	}
-	m, err := s.merchant(ctx, in.MerchantID)
+	m, err := s.CheckCreate(ctx, in)
 	if err != nil {
 		return nil, err
-	}
-	if !m.VCC.Configured() {
-		return nil, Errorf(CodeMerchantNotConfigured, "Merchant %q has no VCC credentials configured.", m.ID).
-			WithFix("Your paybridge operator must set the merchant's vcc.clientId, vcc.clientSecret, vcc.tokenUrl and vcc.apiBaseUrl (or vcc.region).")
-	}
-	if in.AccountConfigurationID == 0 {
-		in.AccountConfigurationID = m.VCC.DefaultAccountConfigurationID
-	} else if !m.VCC.AllowsConfiguration(in.AccountConfigurationID) {
-		return nil, invalid("accountConfigurationId", "accountConfigurationId %d is not one this merchant allows (allowed: %s)",
-			in.AccountConfigurationID, joinInts(m.VCC.AccountConfigurationIDs)).
-			WithFix("Use one of the account configuration IDs Vonage supplied and your operator listed in vcc.accountConfigurationIds, or omit the field to use the default.")
 	}
 	ttl := in.ExpiresIn
 	if ttl == 0 {
@@ -184,7 +170,11 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 		return nil
 	})
 	if err != nil {
-		s.publish(active, EventFailed, "", SessionEventData{Session: active.View(), Code: CodeInternalError,
+		// The handoff already went out: tell the agent it is void. The record stays pending and
+		// the sweep fails it once the store is back.
+		void := active.Clone()
+		void.Status = StatusFailed
+		s.publish(void, EventFailed, "", SessionEventData{Session: void.View(), Code: CodeInternalError,
 			Error: "paybridge could not record the session.", Fix: Info(CodeInternalError).Fix})
 		return nil, fmt.Errorf("activate session: %w", err)
 	}
@@ -192,6 +182,31 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 	s.tracker.track(stored, s.nextPoll(stored.UpdatedAt))
 	s.logger.InfoContext(ctx, "session active", "session", stored.ID, "merchant", m.ID, "agent", stored.AgentID, "vccSession", ps.SessionGUID)
 	return stored, nil
+}
+
+// CheckCreate applies every rule a create must pass before VCC is called, the merchant's own
+// included (VCC credentials, allowed account configurations), and fills the defaults. A dry run
+// is exactly this.
+func (s *Service) CheckCreate(ctx context.Context, in *CreateSessionInput) (*Merchant, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := s.merchant(ctx, in.MerchantID)
+	if err != nil {
+		return nil, err
+	}
+	if !m.VCC.Configured() {
+		return nil, Errorf(CodeMerchantNotConfigured, "Merchant %q has no VCC credentials configured.", m.ID).
+			WithFix("Your paybridge operator must set the merchant's vcc.clientId, vcc.clientSecret, vcc.tokenUrl and vcc.apiBaseUrl (or vcc.region).")
+	}
+	if in.AccountConfigurationID == 0 {
+		in.AccountConfigurationID = m.VCC.DefaultAccountConfigurationID
+	} else if !m.VCC.AllowsConfiguration(in.AccountConfigurationID) {
+		return nil, invalid("accountConfigurationId", "accountConfigurationId %d is not one this merchant allows (allowed: %s)",
+			in.AccountConfigurationID, joinInts(m.VCC.AccountConfigurationIDs)).
+			WithFix("Use one of the account configuration IDs Vonage supplied and your operator listed in vcc.accountConfigurationIds, or omit the field to use the default.")
+	}
+	return m, nil
 }
 
 // Session returns the session id within scope, expiring it first if its TTL has passed.

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
 
 	"github.com/paybridge/paybridge/bridge"
 )
@@ -12,13 +13,20 @@ import (
 //go:embed static
 var staticFS embed.FS
 
-// staticFiles serves the embedded assets under /static/.
-func staticFiles() http.Handler {
+// staticFiles serves the embedded assets under /static/: files only (no listings), and a
+// missing one answers with the error envelope like everything else.
+func (s *Server) staticFiles() http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
 	fileServer := http.StripPrefix("/static/", http.FileServerFS(sub))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if st, err := fs.Stat(sub, name); name == "" || err != nil || st.IsDir() {
+			return bridge.Errorf(bridge.CodeValidationError, "No static file %q.", name).
+				WithFix("Static files are under /static/, e.g. /static/paybridge.js.")
+		}
 		w.Header().Set("Cache-Control", "no-cache")
 		fileServer.ServeHTTP(w, r)
+		return nil
 	})
 }
 

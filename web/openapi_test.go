@@ -711,7 +711,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		check(callAPI(h, "GET", "/docs/error-codes", "", nil), http.StatusOK)
 		check(callAPI(h, "GET", "/openapi.json", "", nil), http.StatusOK)
 		check(callAPI(h, "GET", "/static/style.css", "", nil), http.StatusOK)
-		check(callAPI(h, "GET", "/static/no-such-file.js", "", nil), http.StatusNotFound)
+		check(callAPI(h, "GET", "/static/no-such-file.js", "", nil), http.StatusBadRequest)
 
 		// CORS preflights.
 		preflight := []string{"Origin", testOrigin, "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization, content-type, x-agent-token"}

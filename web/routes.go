@@ -30,7 +30,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /readyz", s.handle(s.readyz))
 	mux.Handle("GET /docs/error-codes", s.handle(s.errorCodeDocs))
 	mux.Handle("GET /openapi.json", s.handle(s.openAPI))
-	mux.Handle("GET /static/", staticFiles())
+	mux.Handle("GET /static/", s.staticFiles())
 	if s.demo != nil {
 		mux.Handle("/demo/", s.demo)
 	}

@@ -76,7 +76,7 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 		}
 		in.ExpiresIn = time.Duration(secs) * time.Second
 	}
-	return in, in.Validate()
+	return in, nil
 }
 
 // dryRunResponse answers ?dry_run=true.
@@ -99,6 +99,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run")); dry {
+		if _, err := s.sessions.CheckCreate(r.Context(), in); err != nil {
+			return err
+		}
 		writeJSON(w, http.StatusOK, dryRunResponse{Valid: true, Warnings: []string{}})
 		return nil
 	}

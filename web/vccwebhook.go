@@ -111,10 +111,10 @@ func (s *Server) vccWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err := json.Unmarshal(body, &n); err != nil || n.SessionGUID == "" {
 		return bridge.Errorf(bridge.CodeValidationError, "The webhook body must be VCC's session status JSON with a sessionGuid.").WithParam("sessionGuid")
 	}
+	// Once authenticated and readable, the call is acknowledged whatever acting on it finds:
+	// VCC retries a non-200 for 12 hours, and the poller catches up with anything that failed.
 	if err := s.sessions.ProviderNotified(r.Context(), merchant.ID, n.SessionGUID); err != nil {
-		// VCC retries on a non-200; the poller will also catch up, so say what happened and
-		// let VCC retry only when it could help.
-		return err
+		s.logger.WarnContext(r.Context(), "acting on VCC webhook", "merchant", merchant.ID, "vccSession", n.SessionGUID, "err", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"received": true})
 	return nil

@@ -102,7 +102,7 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	up.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 		s.writeError(w, r, bridge.Errorf(bridge.CodeValidationError, "WebSocket handshake failed: %v", reason))
 	}
-	conn, err := up.Upgrade(w, r, nil)
+	conn, err := up.Upgrade(w, r, http.Header{"X-Request-Id": {RequestID(r.Context())}})
 	if err != nil {
 		return nil // the upgrader has answered
 	}

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,24 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/paybridge/paybridge/bridge/bridgetest"
 	"github.com/paybridge/paybridge/pcipal"
 	"github.com/paybridge/paybridge/pcipal/pcipalstub"
 )
-
-// findBrowser returns a Chromium to drive, or skips the test.
-func findBrowser(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("no Chromium found")
-	return ""
-}
 
 // hostPage is an agent desktop on another origin that embeds the iframe the documented way: a
 // hidden form POSTs the two tokens into a named iframe that starts at about:blank.
@@ -51,7 +36,7 @@ document.getElementById("handoff").submit();
 </body></html>`))
 
 func TestBrowserShowsCapturePageAndGetsReadyMessage(t *testing.T) {
-	browser := findBrowser(t)
+	ctx := bridgetest.Browser(t)
 	f := newFixture(t, pcipalstub.Options{})
 	s := sample("77777777-0000-4000-8000-000000000001")
 	iframeURL := f.stub.Register(s)
@@ -63,11 +48,6 @@ func TestBrowserShowsCapturePageAndGetsReadyMessage(t *testing.T) {
 	t.Cleanup(host.Close)
 	require.NotEqual(t, host.URL, f.srv.URL, "the two pages must be cross-origin")
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU)...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
 	ctx, cancelTimeout := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelTimeout()
 

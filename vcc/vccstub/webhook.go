@@ -3,22 +3,19 @@ package vccstub
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/paybridge/paybridge/webhook"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
 // SignatureHeader carries the HMAC signature of a webhook in signing mode.
-const SignatureHeader = "X-VonPay-Signature"
+const SignatureHeader = webhook.Header
 
 // Webhook delivery bounds: at most webhookTries posts per outcome, the first retry after
 // webhookFirstBackoff, each later one after twice the wait before.
@@ -176,7 +173,7 @@ func (s *Server) post(ws *webhookSender, body []byte) (int, error) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	if ws.target.SigningSecret != "" {
-		req.Header.Set(SignatureHeader, Sign(ws.target.SigningSecret, s.clock.Now(), body))
+		req.Header.Set(SignatureHeader, webhook.Sign(body, s.clock.Now(), ws.target.SigningSecret))
 	}
 	resp, err := ws.client.Do(req)
 	if err != nil {
@@ -191,15 +188,4 @@ func (s *Server) post(ws *webhookSender, body []byte) (int, error) {
 		return resp.StatusCode, fmt.Errorf("receiver answered %d", resp.StatusCode)
 	}
 	return resp.StatusCode, nil
-}
-
-// Sign returns the X-VonPay-Signature value for body sent at t:
-// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>".
-func Sign(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts))
-	mac.Write([]byte("."))
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }
