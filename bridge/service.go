@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,6 +65,38 @@ type Service struct {
 
 	locks   keyedMutex
 	tracker tracker
+	stats   serviceCounters
+}
+
+// serviceCounters count what the service did, for metrics.
+type serviceCounters struct {
+	created, restarts, polls, pollErrors atomic.Int64
+	terminal                             [4]atomic.Int64 // succeeded, failed, expired, cancelled
+}
+
+// ServiceStats are the service's counters since it started.
+type ServiceStats struct {
+	SessionsCreated int64            // sessions that reached VCC and became active
+	Restarts        int64            // new attempts after the first
+	Polls           int64            // VCC status requests made by the poller
+	PollErrors      int64            // of which failed
+	Terminal        map[Status]int64 // sessions that ended, by final status
+	OpenSessions    int              // pending and active sessions now
+}
+
+var terminalStatuses = [4]Status{StatusSucceeded, StatusFailed, StatusExpired, StatusCancelled}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() ServiceStats {
+	st := ServiceStats{
+		SessionsCreated: s.stats.created.Load(), Restarts: s.stats.restarts.Load(),
+		Polls: s.stats.polls.Load(), PollErrors: s.stats.pollErrors.Load(),
+		Terminal: make(map[Status]int64, len(terminalStatuses)), OpenSessions: s.tracker.size(),
+	}
+	for i, status := range terminalStatuses {
+		st.Terminal[status] = s.stats.terminal[i].Load()
+	}
+	return st
 }
 
 // NewService checks opts and returns a Service. Call Run to poll and expire in the background.
@@ -180,6 +213,7 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 	}
 	stored.Attempts[0].BearerToken, stored.Attempts[0].RefreshToken = ps.AgentAccessToken, ps.AgentRefreshToken
 	s.tracker.track(stored, s.nextPoll(stored.UpdatedAt))
+	s.stats.created.Add(1)
 	s.logger.InfoContext(ctx, "session active", "session", stored.ID, "merchant", m.ID, "agent", stored.AgentID, "vccSession", ps.SessionGUID)
 	return stored, nil
 }
@@ -426,6 +460,7 @@ func (s *Service) restart(ctx context.Context, id string, req restartRequest) (*
 		return nil, fmt.Errorf("record restart: %w", err)
 	}
 	s.tracker.track(stored, s.nextPoll(now))
+	s.stats.restarts.Add(1)
 	s.logger.InfoContext(ctx, "session restarted", "session", id, "attempt", cur.Number+1, "reason", req.reason, "vccSession", ps.SessionGUID)
 	return stored, nil
 }
@@ -453,6 +488,10 @@ func (s *Service) poll(ctx context.Context, id string) error {
 	}
 	a := sess.Current()
 	st, err := s.provider.SessionStatus(ctx, m, a.SessionGUID)
+	s.stats.polls.Add(1)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.stats.pollErrors.Add(1)
+	}
 	if errors.Is(err, ErrNotFound) {
 		// VCC no longer knows the provider session: it ended (and was purged) without a result.
 		st, err = &ProviderStatus{SessionGUID: a.SessionGUID, State: StateExpired}, nil
@@ -604,6 +643,11 @@ func (s *Service) finishLocked(ctx context.Context, sess *Session, m *Merchant, 
 		return nil, err
 	}
 	s.tracker.untrack(sess.ID)
+	for i, status := range terminalStatuses {
+		if status == to {
+			s.stats.terminal[i].Add(1)
+		}
+	}
 	data := SessionEventData{Session: done.View()}
 	if failure != nil {
 		data.Code, data.Error, data.Fix = failure.Code, failure.Error, Info(failure.Code).Fix

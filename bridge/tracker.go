@@ -74,6 +74,13 @@ func (t *tracker) trackIfAbsent(sess *Session, now, pendingDue time.Time) {
 	t.put(newTracked(sess, next))
 }
 
+// size returns how many sessions are tracked.
+func (t *tracker) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.items)
+}
+
 func (t *tracker) untrack(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

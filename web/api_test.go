@@ -284,3 +284,30 @@ func TestRequestIDs(t *testing.T) {
 	assert.NotEqual(t, "bad id\twith spaces", replaced.Header.Get("X-Request-Id"))
 	assert.NotEmpty(t, replaced.Header.Get("X-Request-Id"))
 }
+
+// TestMetrics: /metrics reports the session lifecycle, sockets and HTTP traffic by route, and
+// carries no id, key or token.
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	agent, _ := h.connect("agent-1")
+	s := h.createSession("agent-1", nil)
+	agent.handoff()
+	h.do("POST", "/v1/sessions/"+s.ID+"/cancel", h.secretKey, nil)
+	agent.next("session.cancelled")
+	r := h.do("GET", "/metrics", "", nil)
+	require.Equal(t, http.StatusOK, r.Status)
+	body := string(r.Body)
+	for _, want := range []string{
+		"paybridge_sessions_created_total 1",
+		`paybridge_sessions_ended_total{status="cancelled"} 1`,
+		"paybridge_sessions_open 0",
+		"paybridge_agent_sockets 1",
+		`paybridge_http_requests_total{code="201",method="POST",route="POST /v1/sessions"} 1`,
+		"go_goroutines",
+	} {
+		assert.Contains(t, body, want)
+	}
+	for _, secret := range []string{s.ID, h.secretKey, h.publishableKey, agent.token} {
+		assert.NotContains(t, body, secret)
+	}
+}

@@ -43,11 +43,12 @@ type authMemo struct {
 	err  error
 }
 
-const authMemoKey ctxKey = iota + 100
-
 // authenticate resolves the request's API key.
 func (s *Server) authenticate(r *http.Request) (*bridge.Principal, error) {
-	memo, _ := r.Context().Value(authMemoKey).(*authMemo)
+	var memo *authMemo
+	if info := infoOf(r); info != nil {
+		memo = &info.auth
+	}
 	if memo != nil && memo.done {
 		return memo.p, memo.err
 	}

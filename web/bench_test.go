@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/paybridge/paybridge/web"
 )
 
 // BenchmarkCreateToHandoff measures, with the stubs answering at once, how long an agent waits
@@ -18,6 +20,8 @@ func BenchmarkCreateToHandoff(b *testing.B) {
 	h := newHarness(b, func(c *harnessConfig) {
 		c.service.SweepInterval = 250 * time.Millisecond
 		c.infoLogs = true
+		c.server.PerKeyLimit = web.RateLimit{Limit: 1 << 30, Window: time.Minute}
+		c.server.PerIPLimit = web.RateLimit{Limit: 1 << 30, Window: time.Minute}
 	})
 	agent := h.rawAgent("agent-1")
 	body := map[string]any{"agentId": "agent-1", "amount": 1240, "currency": "GBP"}

@@ -17,7 +17,22 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	requestInfoKey
+)
+
+// requestInfo is what layers of one request learn for each other: the route pattern dispatch
+// matched (for logs and metrics) and the request's authentication, done once.
+type requestInfo struct {
+	route string
+	auth  authMemo
+}
+
+func infoOf(r *http.Request) *requestInfo {
+	info, _ := r.Context().Value(requestInfoKey).(*requestInfo)
+	return info
+}
 
 // RequestID returns the request id carried by ctx, or "".
 func RequestID(ctx context.Context) string {
@@ -85,6 +100,8 @@ func (s *Server) logAndRecover(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		info := &requestInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey, info))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -96,10 +113,11 @@ func (s *Server) logAndRecover(next http.Handler) http.Handler {
 					s.writeErrorBody(rec, r.Context(), bridge.Errorf(bridge.CodeInternalError, "An unexpected error occurred."))
 				}
 			}
+			took := time.Since(start)
+			s.metrics.observe(r.Method, info.route, rec.status, took)
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", rec.status), slog.Int("bytes", rec.bytes),
-				slog.Duration("duration", time.Since(start)))
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", info.route),
+				slog.Int("status", rec.status), slog.Int("bytes", rec.bytes), slog.Duration("duration", took))
 		}()
 		next.ServeHTTP(rec, r)
 	})

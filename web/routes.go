@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"strings"
 
@@ -28,6 +27,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	mux.Handle("GET /healthz", s.handle(s.healthz))
 	mux.Handle("GET /readyz", s.handle(s.readyz))
+	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("GET /docs/error-codes", s.handle(s.errorCodeDocs))
 	mux.Handle("GET /openapi.json", s.handle(s.openAPI))
 	mux.Handle("GET /static/", s.staticFiles())
@@ -41,12 +41,15 @@ func (s *Server) routes(mux *http.ServeMux) {
 func (s *Server) dispatch(mux *http.ServeMux) http.Handler {
 	metered := s.limitPerIP(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
 			s.writeError(w, r, bridge.Errorf(bridge.CodeValidationError, "No endpoint %s %s.", r.Method, r.URL.Path).
 				WithFix("Check the method and path against "+s.publicBase+"/openapi.json."))
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), authMemoKey, &authMemo{}))
+		if info := infoOf(r); info != nil {
+			info.route = pattern
+		}
 		if apiPath(r.URL.Path) {
 			metered.ServeHTTP(w, r)
 			return

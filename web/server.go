@@ -57,6 +57,7 @@ type Server struct {
 	logger    *slog.Logger
 
 	perKey, perIP  *limiter
+	metrics        *metrics
 	idempotencyTTL time.Duration
 	inflight       sync.Map // idempotency scope → chan closed when its first request finishes
 
@@ -101,6 +102,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.docsBase == "" {
 		s.docsBase = s.publicBase + "/docs/error-codes"
 	}
+	s.metrics = newMetrics(s.sessions, s.hub)
 	s.perKey = newLimiter(orLimit(opts.PerKeyLimit, RateLimit{Limit: 30, Window: time.Minute}), s.clock)
 	s.perIP = newLimiter(orLimit(opts.PerIPLimit, RateLimit{Limit: 600, Window: time.Minute}), s.clock)
 	mux := http.NewServeMux()

@@ -107,28 +107,55 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 		return nil // the upgrader has answered
 	}
 	s.sockets.Add(1)
-	defer s.sockets.Done()
-	s.serveSocket(r.Context(), conn, p)
+	// The handshake runs here; the socket is then served by two fresh goroutines and this
+	// handler returns, releasing its stack (grown by the handshake) and the HTTP server's
+	// per-connection state: an idle socket should cost little, there may be thousands.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	sock := s.openSocket(ctx, conn, p)
+	if sock == nil {
+		cancel()
+		_ = conn.Close()
+		s.sockets.Done()
+		return nil
+	}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		s.readActions(ctx, conn, sock.sub, sock.agent)
+	}()
+	go func() {
+		defer s.sockets.Done()
+		defer sock.sub.Close()
+		s.writeEvents(conn, sock.sub, sock.tokenExpiry, readerDone)
+		cancel()
+		_ = conn.Close() // unblocks the reader if the writer ended first
+		<-readerDone
+	}()
 	return nil
 }
 
-// serveSocket authenticates the agent, subscribes it, sends the ready snapshot and then relays
-// events out and actions in until either side ends.
-func (s *Server) serveSocket(ctx context.Context, conn *websocket.Conn, p *bridge.Principal) {
-	defer conn.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// openedSocket is an authenticated, subscribed agent socket.
+type openedSocket struct {
+	agent       bridge.AgentRef
+	sub         *bridge.Subscription
+	tokenExpiry time.Time
+}
+
+// openSocket is a socket's handshake: the agent token in the first message, the subscription,
+// and the ready snapshot written first. It returns nil, having sent a close frame, if the agent
+// may not connect.
+func (s *Server) openSocket(ctx context.Context, conn *websocket.Conn, p *bridge.Principal) *openedSocket {
 	conn.SetReadLimit(maxClientMessage)
 
 	_ = conn.SetReadDeadline(time.Now().Add(s.authTimeout))
 	var hello clientMessage
 	if err := conn.ReadJSON(&hello); err != nil {
 		closeSocket(conn, CloseAuthTimeout, "no auth message within the time allowed")
-		return
+		return nil
 	}
 	if hello.Type != msgAuth || hello.AgentToken == "" {
 		closeSocket(conn, CloseProtocolError, `the first message must be {"type":"auth","agentToken":"vp_at_..."}`)
-		return
+		return nil
 	}
 	token, err := s.keys.VerifyAgentToken(p, hello.AgentToken)
 	if err != nil {
@@ -138,7 +165,7 @@ func (s *Server) serveSocket(ctx context.Context, conn *websocket.Conn, p *bridg
 			code = CloseForbidden
 		}
 		closeSocket(conn, code, string(e.Code)+": "+e.Message)
-		return
+		return nil
 	}
 	agent := bridge.AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: token.AgentID}
 	// Stale attempts restart before this socket subscribes, so it learns of them from the
@@ -148,30 +175,22 @@ func (s *Server) serveSocket(ctx context.Context, conn *websocket.Conn, p *bridg
 		s.logger.WarnContext(ctx, "refresh agent sessions", "agent", agent.AgentID, "err", err)
 	}
 	sub := s.hub.Subscribe(agent)
-	defer sub.Close()
 	snapshot, err := s.sessions.AgentSnapshot(ctx, agent)
 	if err != nil {
+		sub.Close()
 		s.logger.ErrorContext(ctx, "agent snapshot", "merchant", agent.MerchantID, "agent", agent.AgentID, "err", err)
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal_error: the agent's sessions could not be read")
-		return
+		return nil
 	}
 	ready, ok := s.hub.Encode(sub, &bridge.Event{Agent: agent, Type: bridge.EventReady, ID: bridge.NewEventID(),
 		Data: readyData{ReadyData: snapshot, AgentTokenExpiresAt: token.ExpiresAt}})
 	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	if !ok || conn.WriteMessage(websocket.TextMessage, ready) != nil {
-		return
+		sub.Close()
+		return nil
 	}
 	s.logger.InfoContext(ctx, "agent connected", "merchant", agent.MerchantID, "agent", agent.AgentID, "sessions", len(snapshot.Sessions))
-
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		s.readActions(ctx, conn, sub, agent)
-	}()
-	s.writeEvents(conn, sub, token.ExpiresAt, readerDone)
-	cancel()
-	_ = conn.Close() // unblocks the reader if the writer ended first
-	<-readerDone
+	return &openedSocket{agent: agent, sub: sub, tokenExpiry: token.ExpiresAt}
 }
 
 // writeEvents is the socket's only writer: events, pings, and the close that ends it.

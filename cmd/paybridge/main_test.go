@@ -115,7 +115,7 @@ func TestDemo(t *testing.T) {
 }
 
 // postJSON posts body with key (and header name/value pairs) and returns the decoded 2xx answer.
-func postJSON(t *testing.T, u, key, body string, headers ...string) map[string]any {
+func postJSON(t testing.TB, u, key, body string, headers ...string) map[string]any {
 	t.Helper()
 	req, err := http.NewRequest("POST", u, strings.NewReader(body))
 	require.NoError(t, err)
@@ -135,7 +135,7 @@ func getJSON(t *testing.T, u, key string) map[string]any {
 	return doJSON(t, req)
 }
 
-func doJSON(t *testing.T, req *http.Request) map[string]any {
+func doJSON(t testing.TB, req *http.Request) map[string]any {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -154,7 +154,7 @@ type command struct {
 	stderr *syncBuffer
 }
 
-func startCommand(t *testing.T, args ...string) *command {
+func startCommand(t testing.TB, args ...string) *command {
 	t.Helper()
 	c := &command{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	c.cmd = exec.Command(os.Args[0], args...)
@@ -172,7 +172,7 @@ func startCommand(t *testing.T, args ...string) *command {
 
 // waitFor waits until the process has printed a match of re (on stdout or stderr) and returns
 // the first group.
-func (c *command) waitFor(t *testing.T, re *regexp.Regexp) string {
+func (c *command) waitFor(t testing.TB, re *regexp.Regexp) string {
 	t.Helper()
 	var got string
 	require.Eventually(t, func() bool {
@@ -205,9 +205,9 @@ type world struct {
 	origin                 string
 }
 
-// newWorld starts the stubs, writes a config (extra YAML is appended to the merchant) and
-// creates a secret and a publishable test key with `paybridge keys create`.
-func newWorld(t *testing.T, merchantExtra string) *world {
+// newWorld starts the stubs, writes a config (topExtra is added at the top level, merchantExtra
+// to the merchant) and creates a secret and a publishable test key with `paybridge keys create`.
+func newWorld(t testing.TB, topExtra, merchantExtra string) *world {
 	t.Helper()
 	w := &world{dir: t.TempDir(), origin: "https://desk.acme.test"}
 	stubs := startCommand(t, "stubs", "--addr", "127.0.0.1:0")
@@ -217,7 +217,7 @@ func newWorld(t *testing.T, merchantExtra string) *world {
 dataDir: %s
 provider: {pollInterval: 100ms}
 webhooks: {initialBackoff: 100ms, maxBackoff: 200ms}
-merchants:
+%[5]smerchants:
   - id: acme
     name: Acme Energy
     vcc:
@@ -227,14 +227,14 @@ merchants:
       clientSecret: ${ACME_VCC_SECRET}
       accountConfigurationIds: [1, 2]
     allowedOrigins: [%[3]s]
-%[4]s`, filepath.Join(w.dir, "data"), w.stubBase, w.origin, merchantExtra)), 0o600))
+%[4]s`, filepath.Join(w.dir, "data"), w.stubBase, w.origin, merchantExtra, topExtra)), 0o600))
 	t.Setenv("ACME_VCC_SECRET", "sandbox-secret")
 	w.secretKey = w.keysCreate(t, "secret")
 	w.publishable = w.keysCreate(t, "publishable")
 	return w
 }
 
-func (w *world) keysCreate(t *testing.T, typ string) string {
+func (w *world) keysCreate(t testing.TB, typ string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "keys", "create", "--config", w.cfgPath, "--merchant", "acme", "--type", typ, "--mode", "test")
 	cmd.Env = append(os.Environ(), "PAYBRIDGE_AS_COMMAND=1")
@@ -244,7 +244,7 @@ func (w *world) keysCreate(t *testing.T, typ string) string {
 }
 
 // serve starts `paybridge serve` and returns it with its base URL.
-func (w *world) serve(t *testing.T) (*command, string) {
+func (w *world) serve(t testing.TB) (*command, string) {
 	t.Helper()
 	c := startCommand(t, "serve", "--config", w.cfgPath)
 	return c, c.waitFor(t, listeningURL)
@@ -266,7 +266,7 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	w := newWorld(t, "")
+	w := newWorld(t, "", "")
 	first, base := w.serve(t)
 	token := postJSON(t, base+"/v1/agent_tokens", w.secretKey, `{"agentId":"agent-1","ttlSeconds":3600}`)["token"].(string)
 	paidWhileDown := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":1240,"currency":"GBP"}`)

@@ -84,7 +84,7 @@ func TestMerchantWebhooksSurviveKill9(t *testing.T) {
 	endpoint := &merchantEndpoint{secret: secret, events: map[string]string{}, accepted: map[string]int{}}
 	receiver := httptest.NewServer(endpoint)
 	defer receiver.Close()
-	w := newWorld(t, "    webhook: {url: \""+receiver.URL+"\", secret: "+secret+"}\n")
+	w := newWorld(t, "", "    webhook: {url: \""+receiver.URL+"\", secret: "+secret+"}\n")
 
 	first, base := w.serve(t)
 	paid := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":1240,"currency":"GBP"}`)

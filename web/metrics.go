@@ -1,0 +1,90 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// metrics are the server's Prometheus metrics: HTTP traffic by route, the session lifecycle,
+// agent sockets, and the Go runtime and process. Labels never carry ids or keys.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(sessions *bridge.Service, hub *bridge.Hub) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paybridge_http_requests_total", Help: "HTTP requests answered, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "paybridge_http_request_duration_seconds", Help: "Time to answer HTTP requests (socket upgrades: the handshake), by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"route"}),
+	}
+	m.registry.MustRegister(m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		sessionCollector{sessions}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "paybridge_agent_sockets", Help: "Agent WebSockets connected now.",
+		}, func() float64 { return float64(hub.Subscribers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "paybridge_agent_sockets_dropped_total", Help: "Agent sockets closed for falling behind.",
+		}, func() float64 { return float64(hub.Dropped()) }),
+	)
+	return m
+}
+
+// observe records one answered request (a nil *metrics records nothing).
+func (m *metrics) observe(method, route string, status int, took time.Duration) {
+	if m == nil {
+		return
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(took.Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// sessionCollector reads the service's counters at scrape time.
+type sessionCollector struct{ sessions *bridge.Service }
+
+var (
+	descCreated  = prometheus.NewDesc("paybridge_sessions_created_total", "Sessions started at VCC.", nil, nil)
+	descEnded    = prometheus.NewDesc("paybridge_sessions_ended_total", "Sessions that reached a final status, by status.", []string{"status"}, nil)
+	descOpen     = prometheus.NewDesc("paybridge_sessions_open", "Sessions pending or active now.", nil, nil)
+	descRestarts = prometheus.NewDesc("paybridge_session_restarts_total", "New provider sessions started for an existing session.", nil, nil)
+	descPolls    = prometheus.NewDesc("paybridge_vcc_status_polls_total", "VCC session status requests made by the poller.", nil, nil)
+	descPollErrs = prometheus.NewDesc("paybridge_vcc_status_poll_errors_total", "Poller status requests that failed.", nil, nil)
+)
+
+func (c sessionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCreated, descEnded, descOpen, descRestarts, descPolls, descPollErrs} {
+		ch <- d
+	}
+}
+
+func (c sessionCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.sessions.Stats()
+	ch <- prometheus.MustNewConstMetric(descCreated, prometheus.CounterValue, float64(st.SessionsCreated))
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenSessions))
+	ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(st.Restarts))
+	ch <- prometheus.MustNewConstMetric(descPolls, prometheus.CounterValue, float64(st.Polls))
+	ch <- prometheus.MustNewConstMetric(descPollErrs, prometheus.CounterValue, float64(st.PollErrors))
+	for status, n := range st.Terminal {
+		ch <- prometheus.MustNewConstMetric(descEnded, prometheus.CounterValue, float64(n), string(status))
+	}
+}
