@@ -17,32 +17,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/bridge/bridgetest"
 	"github.com/paybridge/paybridge/vcc"
 )
 
 // testSecret is the fake merchant's client secret; tests assert it never leaks.
 const testSecret = "s3cr3t-client-secret-value"
 
-// manualClock is a bridge.Clock moved by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newManualClock returns the tests' clock, moved only by hand.
+func newManualClock() *bridgetest.ManualClock {
+	return bridgetest.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // fakeVCC is a programmable VCC for protocol tests: a token endpoint at /token and the Payment

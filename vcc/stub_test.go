@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/bridge/bridgetest"
 	"github.com/paybridge/paybridge/pcipal/pcipalstub"
 	"github.com/paybridge/paybridge/vcc"
 	"github.com/paybridge/paybridge/vcc/vccstub"
@@ -20,7 +21,7 @@ import (
 // stubWorld is the real VCC and PCI Pal stubs on loopback, sharing a manual clock with the client.
 type stubWorld struct {
 	stub     *vccstub.Server
-	clock    *manualClock
+	clock    *bridgetest.ManualClock
 	merchant *bridge.Merchant
 	secret   string
 }

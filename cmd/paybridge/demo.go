@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/paybridge/paybridge/bridge"
 	"github.com/paybridge/paybridge/config"
@@ -36,11 +38,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dataDir := fs.String("data", "", "directory for durable state (default: a temporary one, removed at exit)")
 	infoFile := fs.String("info", "", "write base URL, keys and stub URLs to this file as JSON")
 	verbose := fs.Bool("verbose", false, "log every request (info level) instead of warnings only")
+	stubAddr := fs.String("stub-addr", "127.0.0.1:0", "address for the stub VCC and PCI Pal (port 0 picks a free one)")
+	pollInterval := fs.Duration("poll-interval", 0, "how often paybridge asks the stub VCC for outcomes (default 1s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
 		return err
+	}
+	if *pollInterval != 0 && *pollInterval < 100*time.Millisecond {
+		return fmt.Errorf("demo: --poll-interval must be at least 100ms, got %s", *pollInterval)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -56,7 +63,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer os.RemoveAll(tmp)
 		*dataDir = tmp
 	}
-	stubs, err := startStubs("127.0.0.1:0", bridge.SystemClock{}, logger)
+	stubs, err := startStubs(*stubAddr, bridge.SystemClock{}, logger)
 	if err != nil {
 		return err
 	}
@@ -69,13 +76,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := config.Demo(stubs.baseURL())
 	cfg.Listen, cfg.PublicBaseURL, cfg.DocsBaseURL = ln.Addr().String(), "", ""
 	cfg.DataDir = *dataDir
+	if *pollInterval > 0 {
+		cfg.Provider.PollInterval = *pollInterval
+	}
 	cfg.Log = config.Log{Level: level.String(), Format: "text"}
 	cfg.ApplyDefaults()
 	_, port, _ := net.SplitHostPort(cfg.Listen)
 	// The demo agent desktop is served by paybridge itself, so its own origins may use the
 	// publishable key.
 	cfg.Merchants[0].AllowedOrigins = []string{cfg.PublicBaseURL, "http://localhost:" + port}
-	a, err := newApp(cfg, appOptions{logger: logger, listener: ln})
+	desk := newDemoDesk(logger)
+	a, err := newApp(cfg, appOptions{logger: logger, listener: ln, demo: func(*app) http.Handler { return desk }})
 	if err != nil {
 		ln.Close()
 		return err
@@ -91,6 +102,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	info := demoInfo{BaseURL: a.baseURL(), SecretKey: secret, PublishableKey: publishable, MerchantID: merchant,
 		AgentID: demoAgentID, VCCStubURL: stubs.baseURL(), PCIPalStubURL: stubs.pcipal.BaseURL()}
+	desk.configure(info, cfg.Merchants[0].AllowedOrigins, cfg.DocsBaseURL, cfg.Provider.PollInterval)
 	if *infoFile != "" {
 		if err := writeJSONFile(*infoFile, info); err != nil {
 			return err
@@ -110,27 +122,23 @@ paybridge demo is running (test mode, stub VCC and PCI Pal; nothing leaves this 
   secret key:       %[2]s
   publishable key:  %[3]s
 
-Create a payment session for the agent:
+Open the agent desktop and take a test payment (it guides you):
+
+  %[1]s/demo/agent
+
+Or create a payment session for the agent from your own backend; the desktop shows it at once:
 
   curl -s -X POST %[1]s/v1/sessions \
     -H 'Authorization: Bearer %[2]s' \
     -H 'Content-Type: application/json' \
     -d '{"agentId":"%[5]s","amount":1240,"currency":"GBP","reference":"INV-1001"}'
 
-Watch the agent's socket (the browser widget comes in a later release): mint an agent token,
+and play the customer with the stub VCC's control API:
 
-  curl -s -X POST %[1]s/v1/agent_tokens -H 'Authorization: Bearer %[2]s' \
-    -H 'Content-Type: application/json' -d '{"agentId":"%[5]s"}'
-
-then connect any WebSocket client with an Origin of %[1]s, e.g.
-
-  websocat -H 'Origin: %[1]s' '%[6]s/v1/ws?key=%[3]s'
-
-and send {"type":"auth","agentToken":"<token>"} as the first message. Drive the stub VCC with
-  curl -X POST %[7]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"decision":"ACCEPT"}'
+  curl -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"decision":"ACCEPT"}'
 
 Press Ctrl-C to stop.
-`, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, "ws"+in.BaseURL[len("http"):], in.VCCStubURL)
+`, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, in.VCCStubURL)
 }
 
 // writeJSONFile writes v to path atomically (a reader never sees half a file), readable only by

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/paybridge/paybridge/bridge/bridgetest"
 )
 
 // TestMain lets the test binary act as the paybridge command, so process-level tests (kill -9)
@@ -31,24 +32,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestVersionAndUsage(t *testing.T) {
@@ -66,7 +49,7 @@ func TestVersionAndUsage(t *testing.T) {
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	infoPath := filepath.Join(t.TempDir(), "info.json")
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &bridgetest.LogSink{}, &bridgetest.LogSink{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"paybridge", "demo", "--addr", "127.0.0.1:0", "--info", infoPath}, os.Getenv, stdout, stderr)
@@ -150,13 +133,13 @@ func doJSON(t testing.TB, req *http.Request) map[string]any {
 // command is a paybridge child process (the test binary acting as the command).
 type command struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *bridgetest.LogSink
+	stderr *bridgetest.LogSink
 }
 
 func startCommand(t testing.TB, args ...string) *command {
 	t.Helper()
-	c := &command{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	c := &command{stdout: &bridgetest.LogSink{}, stderr: &bridgetest.LogSink{}}
 	c.cmd = exec.Command(os.Args[0], args...)
 	c.cmd.Env = append(os.Environ(), "PAYBRIDGE_AS_COMMAND=1")
 	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr

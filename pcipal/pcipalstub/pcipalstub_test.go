@@ -9,28 +9,28 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/paybridge/paybridge/bridge/bridgetest"
 	"github.com/paybridge/paybridge/pcipal"
 	"github.com/paybridge/paybridge/pcipal/pcipalstub"
 )
 
 // fixture is a stub served over HTTP on a manual clock, with its log captured.
 type fixture struct {
-	clock *manualClock
+	clock *bridgetest.ManualClock
 	stub  *pcipalstub.Server
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *bridgetest.LogSink
 }
 
 func newFixture(t *testing.T, opts pcipalstub.Options) *fixture {
 	t.Helper()
-	f := &fixture{clock: newManualClock(), logs: &syncBuffer{}}
+	f := &fixture{clock: newManualClock(), logs: &bridgetest.LogSink{}}
 	opts.Clock = f.clock
 	opts.Logger = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.stub = pcipalstub.New(opts)
@@ -382,22 +382,4 @@ func TestLogsHoldNoTokens(t *testing.T) {
 	logs := f.logs.String()
 	require.Contains(t, logs, s.ID, "the log should say something about the session")
 	assert.NotContains(t, logs, "SECRET")
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of HTTP handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

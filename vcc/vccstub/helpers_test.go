@@ -9,61 +9,26 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/paybridge/paybridge/bridge/bridgetest"
 	"github.com/paybridge/paybridge/pcipal"
 	"github.com/paybridge/paybridge/pcipal/pcipalstub"
 	"github.com/paybridge/paybridge/vcc/vccstub"
 )
 
-// manualClock is a bridge.Clock that moves only when a test says so.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2026, 3, 2, 9, 27, 37, 561413000, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers, to capture logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// newManualClock returns the tests' clock, moved only by hand.
+func newManualClock() *bridgetest.ManualClock {
+	return bridgetest.NewManualClock(time.Date(2026, 3, 2, 9, 27, 37, 561413000, time.UTC))
 }
 
 // world is both stubs served on loopback, on one manual clock, with their logs captured.
 type world struct {
-	clock     *manualClock
-	logs      *syncBuffer
+	clock     *bridgetest.ManualClock
+	logs      *bridgetest.LogSink
 	pcipal    *pcipalstub.Server
 	pcipalSrv *httptest.Server
 	stub      *vccstub.Server
@@ -80,7 +45,7 @@ const providerLifetime = 15 * time.Minute
 
 func newWorld(t *testing.T, opts vccstub.Options) *world {
 	t.Helper()
-	w := &world{clock: newManualClock(), logs: &syncBuffer{}}
+	w := &world{clock: newManualClock(), logs: &bridgetest.LogSink{}}
 	logger := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w.pcipal = pcipalstub.New(pcipalstub.Options{Clock: w.clock, Lifetime: providerLifetime, Logger: logger})
 	w.pcipalSrv = httptest.NewServer(w.pcipal)

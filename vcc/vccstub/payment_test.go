@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/paybridge/paybridge/bridge/bridgetest"
 	"github.com/paybridge/paybridge/pcipal"
 	"github.com/paybridge/paybridge/vcc/vccstub"
 )
@@ -557,7 +558,7 @@ func TestWithoutPCIPalOnlyDigitalSessionsStart(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(stub.Close)
 	stub.SetBaseURL(srv.URL)
-	w := &world{clock: newManualClock(), logs: &syncBuffer{}, stub: stub, srv: srv}
+	w := &world{clock: newManualClock(), logs: &bridgetest.LogSink{}, stub: stub, srv: srv}
 	tok := w.token(t)
 
 	r := w.call(t, http.MethodPost, "/paymentapi/v1/session", tok, createBody("1.00", "GBP"))

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/web"
+)
+
+// demoDeskFiles are the agent desktop's page and assets.
+//
+//go:embed demodesk
+var demoDeskFiles embed.FS
+
+var demoDeskPage = template.Must(template.ParseFS(demoDeskFiles, "demodesk/agent.html"))
+
+// maxDemoBody bounds what the demo backend reads from the page.
+const maxDemoBody = 4 << 10
+
+// demoDesk is the demo's agent desktop: the /demo/agent page, built on the paybridge.js widget,
+// and under /demo/api/ an integrator's backend in miniature. The backend holds the secret key,
+// which never reaches the browser, and calls paybridge's HTTP API like a merchant backend would:
+// it mints agent tokens for its own page and, demo only, plays the customer by driving the stub
+// VCC's control API.
+type demoDesk struct {
+	logger *slog.Logger
+	client *http.Client
+	mux    *http.ServeMux
+
+	// Set by configure before the server takes its first request, read-only after.
+	info         demoInfo
+	origins      []string // the desktop's own origins: the only callers of /demo/api/
+	docsBase     string
+	pollInterval time.Duration
+}
+
+// newDemoDesk returns the desktop's handler; configure must be called before it serves.
+func newDemoDesk(logger *slog.Logger) *demoDesk {
+	d := &demoDesk{logger: logger, client: &http.Client{Timeout: 30 * time.Second}, mux: http.NewServeMux()}
+	assets, _ := fs.Sub(demoDeskFiles, "demodesk")
+	d.mux.Handle("GET /demo/{$}", http.RedirectHandler("/demo/agent", http.StatusFound))
+	d.mux.HandleFunc("GET /demo/agent", d.agentPage)
+	d.mux.Handle("GET /demo/assets/", http.StripPrefix("/demo/assets/", d.noDirs(http.FileServerFS(assets), assets)))
+	d.mux.HandleFunc("POST /demo/api/agent-token", d.agentToken)
+	d.mux.HandleFunc("POST /demo/api/sessions/{id}/{action}", d.drive)
+	d.mux.HandleFunc("/demo/", func(w http.ResponseWriter, r *http.Request) {
+		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "No demo endpoint %s %s.", r.Method, r.URL.Path).
+			WithFix("Open /demo/agent for the agent desktop."))
+	})
+	return d
+}
+
+// configure gives the desktop the demo's base URL, keys and stub URLs, and its allowed origins.
+func (d *demoDesk) configure(info demoInfo, origins []string, docsBase string, pollInterval time.Duration) {
+	d.info, d.origins, d.pollInterval = info, origins, pollInterval
+	d.docsBase = strings.TrimSuffix(docsBase, "/")
+	if d.docsBase == "" {
+		d.docsBase = info.BaseURL + "/docs/error-codes"
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (d *demoDesk) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.mux.ServeHTTP(w, r) }
+
+// noDirs answers only for files: the asset directory is not listed.
+func (d *demoDesk) noDirs(next http.Handler, files fs.FS) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st, err := fs.Stat(files, r.URL.Path); r.URL.Path == "" || err != nil || st.IsDir() {
+			d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "No demo asset %q.", r.URL.Path))
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// agentPageData is what the page template shows; the publishable key is meant for browsers.
+type agentPageData struct {
+	BaseURL, PublishableKey, MerchantID, AgentID string
+	PollSeconds                                  string
+}
+
+// agentPage is GET /demo/agent?agent=ID: the desktop of one agent, by default the demo's own.
+func (d *demoDesk) agentPage(w http.ResponseWriter, r *http.Request) {
+	agent := r.URL.Query().Get("agent")
+	if agent == "" {
+		agent = d.info.AgentID
+	}
+	data := agentPageData{BaseURL: d.info.BaseURL, PublishableKey: d.info.PublishableKey, MerchantID: d.info.MerchantID,
+		AgentID: agent, PollSeconds: fmt.Sprint(d.pollInterval.Seconds())}
+	var page bytes.Buffer
+	if err := demoDeskPage.Execute(&page, data); err != nil {
+		d.logger.ErrorContext(r.Context(), "render the demo agent page", "err", err)
+		d.fail(w, r, bridge.Errorf(bridge.CodeInternalError, "The agent desktop could not be rendered."))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", d.contentSecurityPolicy())
+	_, _ = w.Write(page.Bytes())
+}
+
+// contentSecurityPolicy is what an agent desktop embedding PCI Pal should send: scripts and
+// styles from itself only, sockets and calls to paybridge only, and the payment frame and its
+// form POST to the provider only.
+func (d *demoDesk) contentSecurityPolicy() string {
+	socket := "ws" + strings.TrimPrefix(d.info.BaseURL, "http")
+	provider := originOf(d.info.PCIPalStubURL)
+	return strings.Join([]string{
+		"default-src 'self'",
+		"script-src 'self'",
+		"style-src 'self'",
+		"img-src 'self' data:",
+		"connect-src 'self' " + d.info.BaseURL + " " + socket,
+		"frame-src " + provider,
+		"form-action " + provider,
+		"object-src 'none'",
+		"base-uri 'none'",
+		"frame-ancestors 'none'",
+	}, "; ")
+}
+
+// agentTokenRequest is the body of POST /demo/api/agent-token.
+type agentTokenRequest struct {
+	AgentID string `json:"agentId"`
+}
+
+// agentTokenResponse is what the page gets: the token for its widget, and when it ends.
+type agentTokenResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// agentToken is POST /demo/api/agent-token {agentId}: it mints the agent's token with the secret
+// key. A real backend mints only for the agent signed in to its own desktop; the demo has no
+// sign-in, so it trusts the page's agent.
+func (d *demoDesk) agentToken(w http.ResponseWriter, r *http.Request) {
+	var req agentTokenRequest
+	if !d.browserCall(w, r, &req) {
+		return
+	}
+	var minted struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expiresAt"`
+	}
+	if !d.callAPI(w, r, http.MethodPost, "/v1/agent_tokens", map[string]string{"agentId": req.AgentID}, &minted) {
+		return
+	}
+	writeDemoJSON(w, http.StatusOK, agentTokenResponse(minted))
+}
+
+// demoDecisions maps the customer actions to the stub VCC's completion decisions.
+var demoDecisions = map[string]string{"pay": "ACCEPT", "decline": "REJECT"}
+
+// driveResponse tells the page which provider session a demo action went to.
+type driveResponse struct {
+	SessionID   string `json:"sessionId"`
+	Action      string `json:"action"`
+	Attempt     int    `json:"attempt"`
+	SessionGUID string `json:"vccSessionGuid"`
+}
+
+// drive is POST /demo/api/sessions/{id}/{pay|decline|expire}: it plays the customer for the
+// current attempt of one of the demo merchant's sessions through the stub VCC's control API.
+func (d *demoDesk) drive(w http.ResponseWriter, r *http.Request) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	if _, ok := demoDecisions[action]; !ok && action != "expire" {
+		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "Unknown demo action %q.", action).
+			WithFix("Use pay, decline or expire."))
+		return
+	}
+	if !d.browserCall(w, r, &struct{}{}) {
+		return
+	}
+	// The secret key only sees the demo merchant's sessions: any other id is session_not_found.
+	var sess bridge.SessionView
+	if !d.callAPI(w, r, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, &sess) {
+		return
+	}
+	if sess.Status != bridge.StatusActive || sess.VCC == nil {
+		d.fail(w, r, bridge.Errorf(bridge.CodeSessionWrongState, "The session is %s; the demo plays the customer only for active sessions.", sess.Status).
+			WithFix("Take a new payment."))
+		return
+	}
+	control := d.info.VCCStubURL + "/_control/sessions/" + url.PathEscape(sess.VCC.SessionGUID)
+	var body any
+	if decision, ok := demoDecisions[action]; ok {
+		control += "/complete"
+		body = map[string]string{"decision": decision}
+	} else {
+		control += "/expire"
+	}
+	status, msg, err := d.post(r.Context(), control, "", body)
+	switch {
+	case err != nil:
+		d.logger.WarnContext(r.Context(), "demo: stub VCC control call", "action", action, "err", err)
+		d.fail(w, r, bridge.Errorf(bridge.CodeProviderUnavailable, "The stub VCC did not answer."))
+		return
+	case status == http.StatusConflict:
+		d.fail(w, r, bridge.Errorf(bridge.CodeSessionWrongState, "The stub VCC says: %s", stubMessage(msg)).
+			WithFix("The provider session already finished; wait for the outcome or take a new payment."))
+		return
+	case status >= 300:
+		d.fail(w, r, bridge.Errorf(bridge.CodeProviderUnavailable, "The stub VCC answered HTTP %d: %s", status, stubMessage(msg)))
+		return
+	}
+	writeDemoJSON(w, http.StatusOK, driveResponse{SessionID: sess.ID, Action: action, Attempt: sess.Attempt, SessionGUID: sess.VCC.SessionGUID})
+}
+
+// browserCall admits a call from the desktop page only: its own Origin (a page elsewhere cannot
+// mint this agent's tokens) and a JSON body, which a cross-site form cannot send.
+func (d *demoDesk) browserCall(w http.ResponseWriter, r *http.Request, into any) bool {
+	if origin := r.Header.Get("Origin"); !slices.Contains(d.origins, origin) {
+		d.fail(w, r, bridge.Errorf(bridge.CodeOriginForbidden, "The demo backend answers only its own agent desktop's origin.").
+			WithFix("Call it from "+d.info.BaseURL+"/demo/agent."))
+		return false
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+		d.fail(w, r, bridge.Errorf(bridge.CodeUnsupportedMediaType, "The demo backend takes application/json bodies."))
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDemoBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
+		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "The request body is not the expected JSON: %v", err))
+		return false
+	}
+	return true
+}
+
+// callAPI calls paybridge's own API with the secret key and decodes a 2xx answer into out. Any
+// other answer is relayed to the page as it came: it already is paybridge's error envelope.
+func (d *demoDesk) callAPI(w http.ResponseWriter, r *http.Request, method, path string, body, out any) bool {
+	status, data, err := d.do(r.Context(), method, d.info.BaseURL+path, d.info.SecretKey, body)
+	if err != nil {
+		d.logger.WarnContext(r.Context(), "demo: paybridge API call", "path", path, "err", err)
+		d.fail(w, r, bridge.Errorf(bridge.CodeInternalError, "The demo backend could not reach paybridge."))
+		return false
+	}
+	if status >= 300 {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_, _ = w.Write(data)
+		return false
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		d.fail(w, r, bridge.Errorf(bridge.CodeInternalError, "paybridge's answer to %s %s could not be read.", method, path))
+		return false
+	}
+	return true
+}
+
+// post is do for a POST.
+func (d *demoDesk) post(ctx context.Context, u, key string, body any) (int, []byte, error) {
+	return d.do(ctx, http.MethodPost, u, key, body)
+}
+
+// do sends one JSON request and returns the status and up to 64 KiB of the body.
+func (d *demoDesk) do(ctx context.Context, method, u, key string, body any) (int, []byte, error) {
+	var payload io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		payload = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, payload)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, data, err
+}
+
+// fail answers with paybridge's error envelope, so the page handles one error shape.
+func (d *demoDesk) fail(w http.ResponseWriter, r *http.Request, e *bridge.Error) {
+	info := bridge.Info(e.Code)
+	writeDemoJSON(w, info.Status, web.ErrorBody{Error: e.Message, Code: info.Code, Fix: e.PublicFix(),
+		Docs: d.docsBase + "#" + string(info.Code), RequestID: web.RequestID(r.Context())})
+}
+
+func writeDemoJSON(w http.ResponseWriter, status int, v any) {
+	data, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+// stubMessage returns the stub's {"message"} text, or the raw body cut short.
+func stubMessage(body []byte) string {
+	var m struct{ Message string }
+	if json.Unmarshal(body, &m) == nil && m.Message != "" {
+		return m.Message
+	}
+	return strings.TrimSpace(string(body[:min(len(body), 200)]))
+}
+
+// originOf returns scheme://host[:port] of u.
+func originOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	return p.Scheme + "://" + p.Host
+}
