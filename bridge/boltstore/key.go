@@ -12,27 +12,18 @@ import (
 	"github.com/paybridge/paybridge/bridge"
 )
 
+// keys is the table of API keys; the hash index follows each write.
+var keys = table[bridge.APIKey]{bucket: bucketKeys, kind: "api key",
+	id: func(k *bridge.APIKey) string { return k.ID }, valid: validKey, put: putKey}
+
 // CreateAPIKey implements bridge.KeyStore.
 func (s *Store) CreateAPIKey(ctx context.Context, k *bridge.APIKey) error {
-	if err := validKey(k); err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketKeys).Get([]byte(k.ID)) != nil {
-			return fmt.Errorf("boltstore: api key %s exists: %w", k.ID, bridge.ErrConflict)
-		}
-		return putKey(tx, nil, k)
-	})
+	return s.update(ctx, func(tx *bolt.Tx) error { return keys.create(tx, k) })
 }
 
 // APIKey implements bridge.KeyStore.
 func (s *Store) APIKey(ctx context.Context, id string) (*bridge.APIKey, error) {
-	var k *bridge.APIKey
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		k, err = getKey(tx, id)
-		return err
-	})
-	return k, err
+	return keys.read(s, ctx, id)
 }
 
 // APIKeyByHash implements bridge.KeyStore.
@@ -44,7 +35,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*bridge.APIKey, 
 			// The hash is not secret, but there is no reason to repeat it either.
 			return fmt.Errorf("boltstore: no api key has that hash: %w", bridge.ErrNotFound)
 		}
-		k, err = getKey(tx, string(id))
+		k, err = keys.get(tx, string(id))
 		return err
 	})
 	return k, err
@@ -53,35 +44,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*bridge.APIKey, 
 // UpdateAPIKey implements bridge.KeyStore. fn runs once, inside the write transaction, on a
 // private copy; an error from fn is returned unchanged and nothing is written.
 func (s *Store) UpdateAPIKey(ctx context.Context, id string, fn func(*bridge.APIKey) error) (*bridge.APIKey, error) {
-	var updated *bridge.APIKey
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		old, err := getKey(tx, id)
-		if err != nil {
-			return err
-		}
-		next, err := getKey(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := fn(next); err != nil {
-			return err
-		}
-		if next.ID != old.ID {
-			return fmt.Errorf("boltstore: UpdateAPIKey may not change a key's id (%s to %s)", old.ID, next.ID)
-		}
-		if err := validKey(next); err != nil {
-			return err
-		}
-		if err := putKey(tx, old, next); err != nil {
-			return err
-		}
-		updated = next
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return updated, nil
+	return keys.update(s, ctx, id, fn)
 }
 
 // ListAPIKeys implements bridge.KeyStore: oldest first, ties by id. It scans every key; a
@@ -90,7 +53,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, merchantID string) ([]*bridge.A
 	var list []*bridge.APIKey
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketKeys).ForEach(func(id, _ []byte) error {
-			k, err := getKey(tx, string(id))
+			k, err := keys.get(tx, string(id))
 			if err != nil {
 				return err
 			}
@@ -121,19 +84,6 @@ func validKey(k *bridge.APIKey) error {
 		return fmt.Errorf("boltstore: api key %s has no hash", k.ID)
 	}
 	return nil
-}
-
-// getKey decodes the key with id, or returns ErrNotFound.
-func getKey(tx *bolt.Tx, id string) (*bridge.APIKey, error) {
-	var k bridge.APIKey
-	ok, err := getJSON(tx, bucketKeys, []byte(id), &k)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("boltstore: api key %s: %w", id, bridge.ErrNotFound)
-	}
-	return &k, nil
 }
 
 // putKey writes next and moves the hash index from old (nil for a new key) to next.

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,7 +22,7 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]*bri
 			if bytes.Compare(k[:8], end) > 0 {
 				break
 			}
-			m, err := getOutbox(tx, string(k[8:]))
+			m, err := outbox.get(tx, string(k[8:]))
 			if err != nil {
 				return fmt.Errorf("boltstore: outbox_due points at a missing message: %w", err)
 			}
@@ -37,69 +36,19 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]*bri
 	return list, nil
 }
 
+// outbox is the table of merchant webhook messages; the due index follows each write.
+var outbox = table[bridge.OutboxMessage]{bucket: bucketOutbox, kind: "outbox message",
+	id: func(m *bridge.OutboxMessage) string { return m.ID }, put: putOutbox}
+
 // OutboxMessage implements bridge.OutboxStore.
 func (s *Store) OutboxMessage(ctx context.Context, id string) (*bridge.OutboxMessage, error) {
-	var m *bridge.OutboxMessage
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		m, err = getOutbox(tx, id)
-		return err
-	})
-	return m, err
+	return outbox.read(s, ctx, id)
 }
 
 // UpdateOutbox implements bridge.OutboxStore. fn runs once, inside the write transaction, on a
 // private copy; an error from fn is returned unchanged and nothing is written.
 func (s *Store) UpdateOutbox(ctx context.Context, id string, fn func(*bridge.OutboxMessage) error) (*bridge.OutboxMessage, error) {
-	var updated *bridge.OutboxMessage
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		old, err := getOutbox(tx, id)
-		if err != nil {
-			return err
-		}
-		next, err := getOutbox(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := fn(next); err != nil {
-			return err
-		}
-		if next.ID != old.ID {
-			return fmt.Errorf("boltstore: UpdateOutbox may not change a message's id (%s to %s)", old.ID, next.ID)
-		}
-		if err := putOutbox(tx, old, next); err != nil {
-			return err
-		}
-		updated = next
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return updated, nil
-}
-
-// createOutbox writes a new message; ErrConflict if its id (the event id) exists.
-func createOutbox(tx *bolt.Tx, m *bridge.OutboxMessage) error {
-	if m.ID == "" {
-		return errors.New("boltstore: outbox message has no id")
-	}
-	if tx.Bucket(bucketOutbox).Get([]byte(m.ID)) != nil {
-		return fmt.Errorf("boltstore: outbox message %s exists: %w", m.ID, bridge.ErrConflict)
-	}
-	return putOutbox(tx, nil, m)
-}
-
-// getOutbox decodes the message with id, or returns ErrNotFound.
-func getOutbox(tx *bolt.Tx, id string) (*bridge.OutboxMessage, error) {
-	var m bridge.OutboxMessage
-	ok, err := getJSON(tx, bucketOutbox, []byte(id), &m)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("boltstore: outbox message %s: %w", id, bridge.ErrNotFound)
-	}
-	return &m, nil
+	return outbox.update(s, ctx, id, fn)
 }
 
 // putOutbox writes next and moves its outbox_due entry from old's (nil for a new message).

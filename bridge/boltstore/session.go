@@ -18,28 +18,19 @@ const (
 	maxListLimit     = 100
 )
 
+// sessions is the table of sessions; every index (guid, order, open) follows each write.
+var sessions = table[bridge.Session]{bucket: bucketSessions, kind: "session",
+	id: func(s *bridge.Session) string { return s.ID }, valid: validSession, put: putSession}
+
 // CreateSession implements bridge.SessionStore. It stores a copy of sess as it is: BearerToken and
 // RefreshToken never reach the file (they are not part of the JSON form).
 func (s *Store) CreateSession(ctx context.Context, sess *bridge.Session) error {
-	if err := validSession(sess); err != nil {
-		return err
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketSessions).Get([]byte(sess.ID)) != nil {
-			return fmt.Errorf("boltstore: session %s exists: %w", sess.ID, bridge.ErrConflict)
-		}
-		return putSession(tx, nil, sess)
-	})
+	return s.update(ctx, func(tx *bolt.Tx) error { return sessions.create(tx, sess) })
 }
 
 // Session implements bridge.SessionStore.
 func (s *Store) Session(ctx context.Context, id string) (*bridge.Session, error) {
-	var sess *bridge.Session
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		sess, err = getSession(tx, id)
-		return err
-	})
-	return sess, err
+	return sessions.read(s, ctx, id)
 }
 
 // SessionByGUID implements bridge.SessionStore.
@@ -50,7 +41,7 @@ func (s *Store) SessionByGUID(ctx context.Context, guid string) (*bridge.Session
 		if guid == "" || id == nil {
 			return fmt.Errorf("boltstore: no session has attempt guid %s: %w", guid, bridge.ErrNotFound)
 		}
-		sess, err = getSession(tx, string(id))
+		sess, err = sessions.get(tx, string(id))
 		return err
 	})
 	return sess, err
@@ -59,40 +50,28 @@ func (s *Store) SessionByGUID(ctx context.Context, guid string) (*bridge.Session
 // UpdateSession implements bridge.SessionStore. fn runs exactly once, inside the write
 // transaction: it must be quick and must not call the Store (bbolt has one writer at a time, so
 // that would deadlock). Concurrent updates of one session are serialised, never lost. The result
-// is fn's copy as written, so in-memory fields fn set (an attempt's tokens) are still in it.
+// is fn's copy as written, so in-memory fields fn set (an attempt's tokens) are still in it. The
+// outbox messages fn adds are written in the same transaction.
 func (s *Store) UpdateSession(ctx context.Context, id string, fn func(*bridge.Session, *bridge.Outbox) error) (*bridge.Session, error) {
 	var updated *bridge.Session
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		old, err := getSession(tx, id)
-		if err != nil {
-			return err
-		}
-		// A second decode, rather than old.Clone(), makes fn's copy private whatever fields
-		// Session grows.
-		next, err := getSession(tx, id)
-		if err != nil {
-			return err
-		}
+	err := s.update(ctx, func(tx *bolt.Tx) (err error) {
 		var out bridge.Outbox
-		if err := fn(next, &out); err != nil {
-			return err
-		}
-		if next.ID != old.ID {
-			return fmt.Errorf("boltstore: UpdateSession may not change a session's id (%s to %s)", old.ID, next.ID)
-		}
-		if err := validSession(next); err != nil {
-			return err
-		}
-		next.Version = old.Version + 1
-		if err := putSession(tx, old, next); err != nil {
+		updated, err = sessions.modify(tx, id, func(next *bridge.Session) error {
+			version := next.Version
+			if err := fn(next, &out); err != nil {
+				return err
+			}
+			next.Version = version + 1
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		for _, m := range out.Messages() {
-			if err := createOutbox(tx, m); err != nil {
+			if err := outbox.create(tx, m); err != nil {
 				return err
 			}
 		}
-		updated = next
 		return nil
 	})
 	if err != nil {
@@ -120,7 +99,7 @@ func (s *Store) ListSessions(ctx context.Context, f bridge.SessionFilter) ([]*br
 		c := tx.Bucket(bucketSessionOrder).Cursor()
 		var k []byte
 		if f.StartingAfter != "" {
-			after, err := getSession(tx, f.StartingAfter)
+			after, err := sessions.get(tx, f.StartingAfter)
 			// A cursor from another merchant or mode is as unknown as a made-up one.
 			if err == nil && (after.MerchantID != f.MerchantID || after.Mode != f.Mode) {
 				err = fmt.Errorf("boltstore: session %s: %w", f.StartingAfter, bridge.ErrNotFound)
@@ -141,7 +120,7 @@ func (s *Store) ListSessions(ctx context.Context, f bridge.SessionFilter) ([]*br
 					return err
 				}
 			}
-			sess, err := getSession(tx, string(k[len(prefix)+9:]))
+			sess, err := sessions.get(tx, string(k[len(prefix)+9:]))
 			if err != nil {
 				return fmt.Errorf("boltstore: session_order points at a missing session: %w", err)
 			}
@@ -163,7 +142,7 @@ func (s *Store) OpenSessions(ctx context.Context) ([]*bridge.Session, error) {
 	var list []*bridge.Session
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSessionOpen).ForEach(func(id, _ []byte) error {
-			sess, err := getSession(tx, string(id))
+			sess, err := sessions.get(tx, string(id))
 			if err != nil {
 				return fmt.Errorf("boltstore: session_open points at a missing session: %w", err)
 			}
@@ -188,19 +167,6 @@ func validSession(s *bridge.Session) error {
 		return fmt.Errorf("boltstore: session %s: invalid mode %q", s.ID, s.Mode)
 	}
 	return nil
-}
-
-// getSession decodes the session with id, or returns ErrNotFound.
-func getSession(tx *bolt.Tx, id string) (*bridge.Session, error) {
-	var sess bridge.Session
-	ok, err := getJSON(tx, bucketSessions, []byte(id), &sess)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("boltstore: session %s: %w", id, bridge.ErrNotFound)
-	}
-	return &sess, nil
 }
 
 // putSession writes next and brings every index from old (nil for a new session) to next.

@@ -183,6 +183,95 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	})
 }
 
+// table is one kind of record kept as JSON by id (sessions, API keys, outbox messages): where it
+// lives, what to call it in errors, how to check it and how to write it with its indexes.
+type table[T any] struct {
+	bucket []byte
+	kind   string
+	id     func(*T) string
+	valid  func(*T) error // nil: any value
+	put    func(tx *bolt.Tx, old, next *T) error
+}
+
+// get decodes the record with id, or returns ErrNotFound.
+func (t table[T]) get(tx *bolt.Tx, id string) (*T, error) {
+	var v T
+	ok, err := getJSON(tx, t.bucket, []byte(id), &v)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("boltstore: %s %s: %w", t.kind, id, bridge.ErrNotFound)
+	}
+	return &v, nil
+}
+
+// read is get in a read transaction of its own.
+func (t table[T]) read(s *Store, ctx context.Context, id string) (*T, error) {
+	var v *T
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		v, err = t.get(tx, id)
+		return err
+	})
+	return v, err
+}
+
+// create writes a new record; ErrConflict if its id exists.
+func (t table[T]) create(tx *bolt.Tx, v *T) error {
+	if t.valid != nil {
+		if err := t.valid(v); err != nil {
+			return err
+		}
+	}
+	id := t.id(v)
+	if id == "" {
+		return fmt.Errorf("boltstore: %s has no id", t.kind)
+	}
+	if tx.Bucket(t.bucket).Get([]byte(id)) != nil {
+		return fmt.Errorf("boltstore: %s %s exists: %w", t.kind, id, bridge.ErrConflict)
+	}
+	return t.put(tx, nil, v)
+}
+
+// modify is the read-modify-write of every Update method: fn runs once on a private copy (a
+// second decode, rather than a clone, keeps it private whatever fields T grows); an error from fn
+// is returned unchanged and nothing is written; fn may not change the id.
+func (t table[T]) modify(tx *bolt.Tx, id string, fn func(*T) error) (*T, error) {
+	old, err := t.get(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	next, err := t.get(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(next); err != nil {
+		return nil, err
+	}
+	if t.id(next) != t.id(old) {
+		return nil, fmt.Errorf("boltstore: an update may not change a %s's id (%s to %s)", t.kind, t.id(old), t.id(next))
+	}
+	if t.valid != nil {
+		if err := t.valid(next); err != nil {
+			return nil, err
+		}
+	}
+	return next, t.put(tx, old, next)
+}
+
+// update is modify in a write transaction of its own.
+func (t table[T]) update(s *Store, ctx context.Context, id string, fn func(*T) error) (*T, error) {
+	var updated *T
+	err := s.update(ctx, func(tx *bolt.Tx) (err error) {
+		updated, err = t.modify(tx, id, fn)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return updated, nil
+}
+
 // getJSON decodes the value at key in bucket into v. It reports false if there is none. The
 // decoded value shares no memory with bbolt's pages, so it outlives the transaction.
 func getJSON(tx *bolt.Tx, bucket, key []byte, v any) (bool, error) {
