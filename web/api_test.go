@@ -229,6 +229,7 @@ func TestCreateValidation(t *testing.T) {
 		{"line items", `{` + base + `,"amount":1,"lineItems":[` + strings.Repeat(`{"name":"x","quantity":1,"unitAmount":1},`, 100) + `{"name":"x","quantity":1,"unitAmount":1}]}`, bridge.CodeValidationError, "lineItems", "100"},
 		{"expiresIn short", `{` + base + `,"amount":1,"expiresIn":299}`, bridge.CodeValidationError, "expiresIn", "300"},
 		{"expiresIn long", `{` + base + `,"amount":1,"expiresIn":3601}`, bridge.CodeValidationError, "expiresIn", "3600"},
+		{"expiresIn zero", `{` + base + `,"amount":1,"expiresIn":0}`, bridge.CodeValidationError, "expiresIn", "300"},
 		{"unknown field", `{` + base + `,"amount":1,"colour":"red"}`, bridge.CodeValidationError, "colour", "Unrecognized key"},
 		{"nested unknown field", `{` + base + `,"amount":1,"customer":{"shoeSize":9}}`, bridge.CodeValidationError, "shoeSize", "Unrecognized key"},
 		{"malformed json", `{"agentId":`, bridge.CodeValidationError, "", "Malformed JSON"},

@@ -68,13 +68,14 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 		in.Customer = *req.Customer
 	}
 	if req.ExpiresIn != nil {
-		secs := *req.ExpiresIn
-		if time.Duration(secs)*time.Second < bridge.MinExpiresIn || time.Duration(secs)*time.Second > bridge.MaxExpiresIn {
+		// Validate checks the range; a zero there would mean "the default", so an explicit 0
+		// (or less) is refused here.
+		if *req.ExpiresIn <= 0 {
 			return nil, bridge.Errorf(bridge.CodeValidationError, "expiresIn must be from %d to %d seconds, got %d",
-				int(bridge.MinExpiresIn.Seconds()), int(bridge.MaxExpiresIn.Seconds()), secs).
+				int(bridge.MinExpiresIn.Seconds()), int(bridge.MaxExpiresIn.Seconds()), *req.ExpiresIn).
 				WithParam("expiresIn").WithFix(fieldFixes["expiresIn"])
 		}
-		in.ExpiresIn = time.Duration(secs) * time.Second
+		in.ExpiresIn = time.Duration(*req.ExpiresIn) * time.Second
 	}
 	return in, nil
 }

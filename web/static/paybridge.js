@@ -1,0 +1,770 @@
+/*
+ * paybridge.js: the paybridge agent widget. Plain JavaScript, no build step; paybridge serves it
+ * at /static/paybridge.js.
+ *
+ * It connects the agent's browser to paybridge, shows PCI Pal's secure card capture page in an
+ * iframe whenever paybridge hands a payment over, notices when the provider refuses the frame
+ * (an expired provider session) so paybridge can start a new one, and shows the outcome.
+ *
+ *   <div id="payment"></div>
+ *   <link rel="stylesheet" href="https://pay.example.com/static/paybridge.css">
+ *   <script src="https://pay.example.com/static/paybridge.js"></script>
+ *   <script>
+ *     const widget = PayBridge.mount(document.getElementById("payment"), {
+ *       baseUrl: "https://pay.example.com",
+ *       publishableKey: "vp_pk_live_...",
+ *       // Your backend mints the token with its secret key (POST /v1/agent_tokens).
+ *       getAgentToken: async () => (await (await fetch("/desk/agent-token", {method: "POST"})).json()).token,
+ *     });
+ *     widget.on("succeeded", (data) => console.log("paid", data.session.id));
+ *     const session = await widget.takePayment({amount: 1240, currency: "GBP", reference: "INV-1001"});
+ *   </script>
+ *
+ * API
+ *
+ *   PayBridge.mount(element, options) -> widget
+ *     Renders into element: a status line, the payment panel with the iframe, a compact timeline.
+ *     options.baseUrl          paybridge's URL, e.g. "https://pay.example.com"
+ *     options.publishableKey   "vp_pk_...": the only credential that ever goes in a URL
+ *     options.getAgentToken()  returns (a promise of) the agent token "vp_at_..." or {token}; asked
+ *                              on the first connect and again whenever paybridge rejects the token
+ *     options.agentId          optional; the agent token names the agent, this is only shown
+ *     options.frameTimeoutMs   6000: time the provider page has to announce itself after the form
+ *                              POST before the frame counts as refused
+ *
+ *   widget.on(type, fn) -> unsubscribe()
+ *     fn(data) runs for: "ready", "handoff", "restarting", "succeeded", "failed", "expired",
+ *     "cancelled", "error", "status" ({state: "connecting" | "connected" | "reconnecting" |
+ *     "closed", ...}), "frame.loaded" and "frame.refused" ({sessionId, attempt}). data is the
+ *     event's data as paybridge sent it, minus the provider tokens (formFields).
+ *   widget.off(type, fn)
+ *   widget.takePayment({amount, currency, reference, ...}) -> Promise<session>
+ *     POST /v1/sessions with the publishable key and the agent token in headers and a fresh
+ *     Idempotency-Key; rejects with a PayBridge.APIError carrying the API's {code, error, fix,
+ *     docs, param, requestId} and the HTTP status.
+ *   widget.restart(sessionId)  asks paybridge for a new attempt (throws when not connected)
+ *   widget.state               {status, sessionId, attempt, frame}: what the widget shows now
+ *   widget.close()             disconnects for good and clears the panel
+ *
+ * Security: the agent token lives only in a variable of this closure, and the provider tokens only
+ * in the hidden form until the frame settles. Neither goes into a URL, the console, localStorage,
+ * sessionStorage or a cookie.
+ */
+(function (global) {
+  "use strict";
+
+  // The announcement the provider's capture page posts to its parent window once it has loaded
+  // (pcipal.ReadyMessageSource and pcipal.ReadyMessageType).
+  const READY_SOURCE = "pcipal-stub";
+  const READY_TYPE = "pcipal.ready";
+
+  // Once the frame has loaded a document, how long the announcement may still take: it is posted
+  // from the page's own load handler, so it can arrive just after the frame's load event.
+  const LOAD_GRACE_MS = 1000;
+  const DEFAULT_FRAME_TIMEOUT_MS = 6000;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 20000;
+  const TIMELINE_MAX = 50;
+
+  // Close codes of GET /v1/ws beyond the standard ones.
+  const CLOSE_PROTOCOL_ERROR = 4400; // our first message was wrong: reconnecting cannot help
+  const CLOSE_TOKEN_REJECTED = 4401; // the agent token is invalid or expired: get a fresh one
+  const CLOSE_FORBIDDEN = 4403; // the token does not go with the key: get a fresh one
+
+  const HOST_EVENTS = ["ready", "handoff", "restarting", "succeeded", "failed", "expired", "cancelled",
+    "error", "status", "frame.loaded", "frame.refused"];
+  const TERMINAL = {
+    "session.succeeded": "succeeded",
+    "session.failed": "failed",
+    "session.expired": "expired",
+    "session.cancelled": "cancelled",
+  };
+  const RESTART_REASONS = {
+    frame_refused: "the payment page was refused",
+    provider_expired: "the provider session ended",
+    lifetime_elapsed: "the provider session was too old",
+    restart_requested: "a restart was requested",
+  };
+  const CLOSE_REASONS = {
+    1001: "paybridge is restarting",
+    1006: "the connection was lost",
+    1011: "paybridge had an internal error",
+    4408: "authentication took too long",
+    4429: "the connection fell behind",
+  };
+
+  /** APIError is what takePayment rejects with when paybridge answers with an error. */
+  class APIError extends Error {
+    constructor(status, body, requestId) {
+      body = body && typeof body === "object" ? body : {};
+      super(body.error || "paybridge answered HTTP " + status);
+      this.name = "PayBridgeAPIError";
+      this.status = status;
+      this.code = body.code || "http_" + status;
+      this.error = this.message;
+      this.fix = body.fix || "";
+      this.docs = body.docs || "";
+      this.param = body.param || "";
+      this.requestId = body.requestId || requestId || "";
+    }
+  }
+
+  function mount(element, options) {
+    if (!element || element.nodeType !== 1) {
+      throw new TypeError("PayBridge.mount: the first argument must be a DOM element");
+    }
+    const opts = checkOptions(options);
+    const apiBase = opts.baseUrl.replace(/\/+$/, "");
+    const wsURL = socketURL(apiBase, opts.publishableKey);
+
+    let agentToken = null; // the only copy; see the security note at the top
+    let tokenPromise = null;
+    let socket = null;
+    let connecting = false;
+    let closed = false;
+    let failures = 0; // connection attempts since the last ready
+    let reconnectTimer = null;
+    let status = "connecting";
+    let frameSeq = 0;
+    let current = null; // {sessionId, attempt, session, frame, outcome}: what the panel shows
+    const highest = new Map(); // session id -> highest attempt seen
+    const ended = new Set(); // session ids that reached a terminal status
+    const listeners = new Map();
+    const ui = render(element);
+
+    ui.retry.addEventListener("click", () => {
+      if (!current) return;
+      try {
+        restart(current.sessionId);
+        ui.retry.hidden = true;
+        setPanelMessage("Asked paybridge for a new payment page…");
+      } catch (err) {
+        setPanelMessage(err.message);
+      }
+    });
+    global.addEventListener("message", onMessage);
+    global.addEventListener("online", onOnline);
+    connect();
+
+    // --- host events ---
+
+    function on(type, fn) {
+      if (!HOST_EVENTS.includes(type)) {
+        throw new TypeError("PayBridge: unknown event " + JSON.stringify(type) + "; one of " + HOST_EVENTS.join(", "));
+      }
+      if (typeof fn !== "function") throw new TypeError("PayBridge: on(type, fn) needs a function");
+      if (!listeners.has(type)) listeners.set(type, new Set());
+      listeners.get(type).add(fn);
+      return () => off(type, fn);
+    }
+
+    function off(type, fn) {
+      const set = listeners.get(type);
+      if (set) set.delete(fn);
+    }
+
+    function emit(type, data) {
+      const set = listeners.get(type);
+      if (!set) return;
+      for (const fn of Array.from(set)) {
+        try {
+          fn(data);
+        } catch (err) {
+          // A broken host handler must not break the widget; surface it without swallowing it.
+          setTimeout(() => { throw err; });
+        }
+      }
+    }
+
+    // --- the socket ---
+
+    function connect() {
+      reconnectTimer = null;
+      if (closed || connecting || socket) return;
+      connecting = true;
+      setStatus(failures === 0 ? "connecting" : "reconnecting", {});
+      ensureToken().then((token) => {
+        connecting = false;
+        if (closed) return;
+        let ws;
+        try {
+          ws = new WebSocket(wsURL);
+        } catch (err) {
+          scheduleReconnect(0, "the socket could not be opened");
+          return;
+        }
+        socket = ws;
+        ws.onopen = () => {
+          if (socket === ws) ws.send(JSON.stringify({type: "auth", agentToken: token}));
+        };
+        ws.onmessage = (ev) => {
+          if (socket !== ws) return;
+          let msg;
+          try {
+            msg = JSON.parse(ev.data);
+          } catch (err) {
+            return;
+          }
+          handleEvent(msg);
+        };
+        ws.onclose = (ev) => {
+          if (socket !== ws) return;
+          socket = null;
+          handleClose(ev.code, ev.reason);
+        };
+      }, (err) => {
+        connecting = false;
+        if (closed) return;
+        const error = "getAgentToken failed: " + (err && err.message ? err.message : "no token");
+        note("error", error);
+        emit("error", {code: "agent_token_unavailable", error: error, fix: "Check the getAgentToken function of the page and the backend endpoint it calls."});
+        scheduleReconnect(0, "no agent token");
+      });
+    }
+
+    function handleClose(code, reason) {
+      if (closed) return;
+      const why = reason || CLOSE_REASONS[code] || "the connection closed (" + code + ")";
+      if (code === CLOSE_PROTOCOL_ERROR) {
+        note("error", "paybridge closed the connection: " + why);
+        emit("error", {code: "protocol_error", error: why, fix: "Reload the page; if it persists, update paybridge.js."});
+        setStatus("closed", {code: code, reason: why});
+        return;
+      }
+      if (code === CLOSE_TOKEN_REJECTED || code === CLOSE_FORBIDDEN) {
+        agentToken = null; // the next connect asks the host for a fresh one
+      }
+      scheduleReconnect(code, why);
+    }
+
+    function scheduleReconnect(code, reason) {
+      if (closed || reconnectTimer) return;
+      // Jittered exponential backoff, 0.5 s up to 20 s, reset by a successful ready.
+      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, failures));
+      const delay = Math.max(BACKOFF_MIN_MS, Math.round(base * (0.5 + Math.random() * 0.5)));
+      failures++;
+      note("status", "Disconnected: " + reason + "; reconnecting in " + (delay / 1000).toFixed(1) + " s");
+      setStatus("reconnecting", {inMs: delay, code: code, reason: reason});
+      reconnectTimer = setTimeout(connect, delay);
+    }
+
+    function onOnline() {
+      if (reconnectTimer) {
+        clearTimeout(reconnectTimer);
+        connect();
+      }
+    }
+
+    function ensureToken() {
+      if (agentToken) return Promise.resolve(agentToken);
+      if (!tokenPromise) {
+        tokenPromise = Promise.resolve()
+          .then(() => opts.getAgentToken())
+          .then((got) => {
+            const token = typeof got === "string" ? got : got && got.token;
+            if (typeof token !== "string" || token === "") {
+              throw new Error("getAgentToken must return the agent token (a string) or {token}");
+            }
+            agentToken = token;
+            return token;
+          })
+          .finally(() => { tokenPromise = null; });
+      }
+      return tokenPromise;
+    }
+
+    function send(msg) {
+      if (!socket || socket.readyState !== 1) return false;
+      socket.send(JSON.stringify(msg));
+      return true;
+    }
+
+    // --- events from paybridge ---
+
+    function handleEvent(msg) {
+      const data = msg.data || {};
+      if (msg.type === "ready") {
+        onReady(data);
+      } else if (msg.type === "session.handoff") {
+        onHandoff(data);
+      } else if (msg.type === "session.restarting") {
+        const s = data.session || {};
+        const reason = RESTART_REASONS[data.reason] || data.reason || "paybridge restarts it";
+        note("restarting", "Starting a new payment page: " + reason, {session: s.id, attempt: s.attempt, reason: data.reason});
+        if (current && current.sessionId === s.id) setPanelMessage("Starting a new payment page (" + reason + ")…");
+        emit("restarting", data);
+      } else if (TERMINAL[msg.type]) {
+        onTerminal(TERMINAL[msg.type], msg.sessionId, data);
+      } else if (msg.type === "error") {
+        note("error", (data.code ? data.code + ": " : "") + (data.error || "error"));
+        const frame = current && current.frame;
+        if (frame && frame.state === "refused" && msg.sessionId === frame.sessionId) {
+          // The new page paybridge was asked for did not come: let the agent ask again.
+          setPanelMessage("paybridge could not start a new payment page: " + (data.error || data.code) + (data.fix ? " " + data.fix : ""));
+          ui.retry.hidden = false;
+        }
+        emit("error", Object.assign({sessionId: msg.sessionId}, data));
+      }
+    }
+
+    function onReady(data) {
+      failures = 0;
+      const sessions = Array.isArray(data.sessions) ? data.sessions : [];
+      setStatus("connected", {agentId: data.agentId, mode: data.mode});
+      note("ready", "Connected as " + data.agentId + " (" + plural(sessions.length, "open payment") + ")");
+      emit("ready", {
+        merchantId: data.merchantId, mode: data.mode, agentId: data.agentId,
+        agentTokenExpiresAt: data.agentTokenExpiresAt,
+        sessions: sessions.map((e) => ({session: e.session, handoff: e.handoff ? publicHandoff(e.handoff) : undefined})),
+      });
+      // The snapshot is oldest first: show the most recent open session's current handoff.
+      let latest = null;
+      for (const e of sessions) {
+        if (e.handoff && e.session && !ended.has(e.session.id)) latest = e;
+      }
+      if (latest) {
+        showHandoff(latest.handoff, latest.session);
+      } else if (current && !current.outcome) {
+        clearFrame();
+        current = null;
+        showEmpty("The payment that was shown is no longer open.");
+      }
+    }
+
+    function onHandoff(data) {
+      if (!accepts(data)) return;
+      note("handoff", "Payment page for attempt " + data.attempt + " handed over", {session: data.sessionId, attempt: data.attempt});
+      emit("handoff", publicHandoff(data));
+      showHandoff(data, data.session);
+    }
+
+    // accepts reports whether a handoff is new: not for an ended session, nor an older attempt.
+    function accepts(h) {
+      if (!h || !h.sessionId || !h.iframeUrl || ended.has(h.sessionId)) return false;
+      return (h.attempt | 0) >= (highest.get(h.sessionId) || 0);
+    }
+
+    function showHandoff(h, session) {
+      if (!accepts(h)) return;
+      const attempt = h.attempt | 0;
+      highest.set(h.sessionId, attempt);
+      if (current && current.sessionId === h.sessionId && current.attempt === attempt && current.frame) {
+        // Already shown (a reconnect's snapshot). A refusal reported while the socket was down
+        // may have been lost: report it again; paybridge ignores it if it already acted.
+        if (current.frame.state === "refused") {
+          send({type: "frame.refused", sessionId: h.sessionId, attempt: attempt});
+        }
+        return;
+      }
+      renderFrame(h, session || {});
+    }
+
+    function onTerminal(name, sessionId, data) {
+      const s = data.session || {};
+      const id = s.id || sessionId;
+      ended.add(id);
+      let text;
+      if (name === "succeeded") {
+        text = "Payment taken: " + money(s.amount, s.currency) + (s.result && s.result.transactionId ? " (transaction " + s.result.transactionId + ")" : "");
+      } else if (name === "failed") {
+        text = "Payment failed: " + (data.error || (s.failure && s.failure.error) || "the provider did not take it") + (data.fix ? " " + data.fix : "");
+      } else if (name === "expired") {
+        text = "The payment session expired before the customer paid.";
+      } else {
+        text = "The payment was cancelled.";
+      }
+      note(name, text, {session: id});
+      if (current && current.sessionId === id) {
+        clearFrame();
+        current.outcome = name;
+        showOutcome(name, text);
+      }
+      emit(name, data);
+    }
+
+    // --- the frame ---
+
+    function renderFrame(h, session) {
+      clearFrame();
+      const attempt = h.attempt | 0;
+      current = {sessionId: h.sessionId, attempt: attempt, session: session, frame: null, outcome: null};
+      const name = "paybridge-frame-" + (++frameSeq);
+      const iframe = document.createElement("iframe");
+      iframe.name = name;
+      iframe.className = "pb-frame";
+      iframe.title = "Secure card capture";
+      iframe.dataset.sessionId = h.sessionId;
+      iframe.dataset.attempt = String(attempt);
+      // PCI Pal's documented embedding: a hidden form POSTs the two tokens into the named iframe.
+      const form = document.createElement("form");
+      form.method = "post";
+      form.action = h.iframeUrl;
+      form.target = name;
+      form.hidden = true;
+      form.autocomplete = "off";
+      form.className = "pb-handoff";
+      const fields = h.formFields || {};
+      for (const key of Object.keys(fields)) {
+        const input = document.createElement("input");
+        input.type = "hidden";
+        input.name = key;
+        input.value = fields[key];
+        form.appendChild(input);
+      }
+      const frame = {
+        sessionId: h.sessionId, attempt: attempt, iframe: iframe, form: form, state: "pending",
+        origin: originOf(h.iframeUrl), providerSessionId: providerSessionOf(h, session),
+        timer: null, grace: null,
+      };
+      current.frame = frame;
+      showPayment(session, attempt);
+      ui.retry.hidden = true;
+      ui.frameBox.replaceChildren(iframe, form);
+      ui.panel.dataset.frame = "pending";
+      iframe.addEventListener("load", () => onFrameLoad(frame));
+      HTMLFormElement.prototype.submit.call(form);
+      frame.timer = setTimeout(() => refuse(frame, "timeout"), opts.frameTimeoutMs);
+    }
+
+    function onFrameLoad(frame) {
+      if (frame.state !== "pending") return;
+      let href = null;
+      try {
+        href = frame.iframe.contentWindow.location.href;
+      } catch (err) {
+        // Cross-origin: a real document loaded, the provider's page or the browser's error page.
+      }
+      if (href === "about:blank") return; // the iframe's initial empty document
+      clearTimeout(frame.grace);
+      frame.grace = setTimeout(() => refuse(frame, "load"), Math.min(LOAD_GRACE_MS, opts.frameTimeoutMs));
+    }
+
+    function onMessage(event) {
+      const frame = current && current.frame;
+      if (!frame || frame.state !== "pending" || event.source !== frame.iframe.contentWindow) return;
+      if (frame.origin && event.origin !== frame.origin) return;
+      const d = event.data;
+      if (!d || typeof d !== "object" || d.source !== READY_SOURCE || d.type !== READY_TYPE) return;
+      if (frame.providerSessionId && d.sessionId !== frame.providerSessionId) return;
+      settle(frame, "loaded");
+      send({type: "frame.loaded", sessionId: frame.sessionId, attempt: frame.attempt});
+      note("frame.loaded", "Payment page loaded (attempt " + frame.attempt + "): the customer keys the card on the phone", {session: frame.sessionId, attempt: frame.attempt});
+      setPanelMessage("");
+      emit("frame.loaded", {sessionId: frame.sessionId, attempt: frame.attempt});
+    }
+
+    function refuse(frame, why) {
+      if (frame.state !== "pending" || !current || current.frame !== frame) return;
+      settle(frame, "refused");
+      send({type: "frame.refused", sessionId: frame.sessionId, attempt: frame.attempt});
+      note("frame.refused", "The payment page was refused (attempt " + frame.attempt + "); paybridge starts a new one", {session: frame.sessionId, attempt: frame.attempt});
+      setPanelMessage("The payment page was refused (the provider session has probably expired). paybridge is starting a new one…");
+      emit("frame.refused", {sessionId: frame.sessionId, attempt: frame.attempt, reason: why});
+    }
+
+    // settle ends a frame's wait; the form and its tokens leave the page.
+    function settle(frame, state) {
+      frame.state = state;
+      clearTimeout(frame.timer);
+      clearTimeout(frame.grace);
+      frame.form.remove();
+      ui.panel.dataset.frame = state;
+    }
+
+    function clearFrame() {
+      const frame = current && current.frame;
+      if (!frame) return;
+      clearTimeout(frame.timer);
+      clearTimeout(frame.grace);
+      frame.state = "gone";
+      frame.form.remove();
+      frame.iframe.remove();
+      current.frame = null;
+      ui.panel.dataset.frame = "none";
+    }
+
+    // --- rendering ---
+
+    function setStatus(state, extra) {
+      status = state;
+      ui.root.dataset.state = state;
+      let text;
+      if (state === "connected") {
+        text = "Connected" + (extra.agentId || opts.agentId ? " as agent " + (extra.agentId || opts.agentId) : "") + (extra.mode === "test" ? " (test mode)" : "");
+      } else if (state === "reconnecting") {
+        text = extra.inMs ? "Disconnected (" + extra.reason + "); reconnecting in " + Math.ceil(extra.inMs / 1000) + " s…" : "Reconnecting…";
+      } else if (state === "closed") {
+        text = "Disconnected" + (extra.reason ? ": " + extra.reason : "");
+      } else {
+        text = "Connecting to paybridge…";
+      }
+      ui.statusText.textContent = text;
+      emit("status", Object.assign({state: state}, extra));
+    }
+
+    function showPayment(session, attempt) {
+      ui.empty.hidden = true;
+      ui.outcome.hidden = true;
+      ui.outcome.removeAttribute("data-outcome");
+      ui.summary.hidden = false;
+      const parts = [];
+      if (session.amount != null && session.currency) parts.push(money(session.amount, session.currency));
+      if (session.reference) parts.push(session.reference);
+      parts.push("attempt " + attempt);
+      ui.summary.textContent = parts.join(" · ");
+      setPanelMessage("Loading the secure payment page…");
+    }
+
+    function showOutcome(name, text) {
+      ui.summary.hidden = false;
+      ui.retry.hidden = true;
+      setPanelMessage("");
+      ui.outcome.hidden = false;
+      ui.outcome.dataset.outcome = name;
+      ui.outcome.textContent = text;
+    }
+
+    function showEmpty(text) {
+      ui.summary.hidden = true;
+      ui.retry.hidden = true;
+      ui.outcome.hidden = true;
+      ui.outcome.removeAttribute("data-outcome");
+      setPanelMessage("");
+      ui.empty.textContent = text;
+      ui.empty.hidden = false;
+    }
+
+    function setPanelMessage(text) {
+      ui.message.textContent = text;
+      ui.message.hidden = text === "";
+    }
+
+    function note(type, text, attrs) {
+      const li = document.createElement("li");
+      li.dataset.type = type;
+      if (attrs) {
+        for (const key of Object.keys(attrs)) {
+          if (attrs[key] != null) li.dataset[key] = String(attrs[key]);
+        }
+      }
+      const now = new Date();
+      const time = document.createElement("time");
+      time.dateTime = now.toISOString();
+      time.textContent = now.toLocaleTimeString([], {hour12: false});
+      const label = document.createElement("span");
+      label.textContent = text;
+      li.append(time, " ", label);
+      ui.timeline.prepend(li);
+      while (ui.timeline.children.length > TIMELINE_MAX) ui.timeline.lastElementChild.remove();
+    }
+
+    // --- the API ---
+
+    async function takePayment(params) {
+      if (closed) throw new Error("PayBridge: the widget is closed");
+      if (!params || typeof params !== "object") {
+        throw new TypeError("PayBridge: takePayment needs {amount, currency, ...}");
+      }
+      const body = JSON.stringify(params);
+      for (let tries = 0; ; tries++) {
+        const token = await ensureToken();
+        const resp = await fetch(apiBase + "/v1/sessions", {
+          method: "POST",
+          mode: "cors",
+          credentials: "omit",
+          cache: "no-store",
+          headers: {
+            "Authorization": "Bearer " + opts.publishableKey,
+            "X-Agent-Token": token,
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotencyKey(),
+          },
+          body: body,
+        });
+        let data = null;
+        try {
+          data = await resp.json();
+        } catch (err) {
+          data = null;
+        }
+        if (resp.ok) return data;
+        const err = new APIError(resp.status, data, resp.headers.get("X-Request-Id"));
+        // An expired agent token: ask the host for a fresh one and try once more. The rejected
+        // request created nothing, so a new Idempotency-Key is right.
+        if (resp.status === 401 && tries === 0) {
+          if (agentToken === token) agentToken = null;
+          continue;
+        }
+        throw err;
+      }
+    }
+
+    function restart(sessionId) {
+      if (typeof sessionId !== "string" || sessionId === "") {
+        throw new TypeError("PayBridge: restart needs a session id");
+      }
+      if (!send({type: "session.restart", sessionId: sessionId})) {
+        throw new Error("PayBridge: not connected to paybridge; try again once the status is connected");
+      }
+    }
+
+    function close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+      clearFrame();
+      global.removeEventListener("message", onMessage);
+      global.removeEventListener("online", onOnline);
+      if (socket) {
+        const ws = socket;
+        socket = null;
+        ws.close(1000, "closed by the page");
+      }
+      agentToken = null;
+      setStatus("closed", {reason: "closed by the page"});
+      listeners.clear();
+    }
+
+    return Object.freeze({
+      on: on,
+      off: off,
+      takePayment: takePayment,
+      restart: restart,
+      close: close,
+      get state() {
+        return {
+          status: status,
+          sessionId: current ? current.sessionId : null,
+          attempt: current ? current.attempt : null,
+          frame: current && current.frame ? current.frame.state : "none",
+        };
+      },
+    });
+  }
+
+  function checkOptions(o) {
+    if (!o || typeof o !== "object") throw new TypeError("PayBridge.mount: options are required");
+    if (typeof o.baseUrl !== "string" || !/^https?:\/\//.test(o.baseUrl)) {
+      throw new TypeError("PayBridge.mount: options.baseUrl must be paybridge's http(s) URL");
+    }
+    if (typeof o.publishableKey !== "string" || !o.publishableKey.startsWith("vp_pk_")) {
+      throw new TypeError("PayBridge.mount: options.publishableKey must be a vp_pk_ key (never a secret key in a browser)");
+    }
+    if (typeof o.getAgentToken !== "function") {
+      throw new TypeError("PayBridge.mount: options.getAgentToken must be a function returning the agent token");
+    }
+    const timeout = o.frameTimeoutMs == null ? DEFAULT_FRAME_TIMEOUT_MS : Number(o.frameTimeoutMs);
+    if (!(timeout > 0)) throw new TypeError("PayBridge.mount: options.frameTimeoutMs must be a positive number");
+    return {
+      baseUrl: o.baseUrl, publishableKey: o.publishableKey, getAgentToken: o.getAgentToken,
+      agentId: typeof o.agentId === "string" ? o.agentId : "", frameTimeoutMs: timeout,
+    };
+  }
+
+  // socketURL is ws(s)://<host>/v1/ws?key=<publishable key>: the agent token goes in the first
+  // message, never in the URL.
+  function socketURL(apiBase, publishableKey) {
+    const u = new URL(apiBase + "/v1/ws");
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    u.searchParams.set("key", publishableKey);
+    return u.toString();
+  }
+
+  function render(root) {
+    root.classList.add("pb-widget");
+    root.replaceChildren();
+    const status = el("div", "pb-status");
+    status.setAttribute("role", "status");
+    status.setAttribute("aria-live", "polite");
+    const statusText = el("span", "pb-status-text");
+    status.append(el("span", "pb-dot"), statusText);
+
+    const panel = el("section", "pb-panel");
+    panel.setAttribute("aria-label", "Payment");
+    panel.dataset.frame = "none";
+    const summary = el("div", "pb-summary");
+    summary.hidden = true;
+    const message = el("p", "pb-message");
+    message.setAttribute("role", "status");
+    message.hidden = true;
+    const empty = el("p", "pb-empty");
+    empty.textContent = "No payment in progress.";
+    const outcome = el("div", "pb-outcome");
+    outcome.setAttribute("role", "alert");
+    outcome.hidden = true;
+    const retry = el("button", "pb-retry");
+    retry.type = "button";
+    retry.textContent = "Start a new payment page";
+    retry.hidden = true;
+    const frameBox = el("div", "pb-frame-box");
+    panel.append(summary, message, retry, empty, outcome, frameBox);
+
+    const events = el("section", "pb-events");
+    events.setAttribute("aria-label", "Payment events");
+    const title = el("h3", "pb-events-title");
+    title.textContent = "Events";
+    const timeline = el("ol", "pb-timeline");
+    events.append(title, timeline);
+
+    root.append(status, panel, events);
+    return {root, statusText, panel, summary, message, retry, empty, outcome, frameBox, timeline};
+  }
+
+  function el(tag, className) {
+    const e = document.createElement(tag);
+    e.className = className;
+    return e;
+  }
+
+  // publicHandoff is a handoff without its provider tokens, for the host page.
+  function publicHandoff(h) {
+    const out = Object.assign({}, h);
+    delete out.formFields;
+    return out;
+  }
+
+  function originOf(u) {
+    try {
+      return new URL(u).origin;
+    } catch (err) {
+      return "";
+    }
+  }
+
+  // providerSessionOf returns the provider session the capture page announces: VCC's
+  // providerSessionGuid, or the {sessionId} of an iframe URL .../view/{sessionId}/framed.
+  function providerSessionOf(h, session) {
+    if (session && session.vcc && session.vcc.providerSessionGuid) return session.vcc.providerSessionGuid;
+    try {
+      const m = /\/view\/([^/]+)\/framed$/.exec(new URL(h.iframeUrl).pathname);
+      return m ? decodeURIComponent(m[1]) : "";
+    } catch (err) {
+      return "";
+    }
+  }
+
+  function money(minor, currency) {
+    if (typeof minor !== "number" || !currency) return "";
+    try {
+      const f = new Intl.NumberFormat(undefined, {style: "currency", currency: currency});
+      const digits = f.resolvedOptions().maximumFractionDigits;
+      return f.format(minor / Math.pow(10, digits));
+    } catch (err) {
+      return minor + " " + currency + " (minor units)";
+    }
+  }
+
+  function plural(n, word) {
+    return n + " " + word + (n === 1 ? "" : "s");
+  }
+
+  function idempotencyKey() {
+    const c = global.crypto;
+    if (c && typeof c.randomUUID === "function") return c.randomUUID();
+    const b = c.getRandomValues(new Uint8Array(16));
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  global.PayBridge = Object.freeze({mount: mount, APIError: APIError});
+})(window);
