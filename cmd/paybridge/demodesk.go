@@ -81,7 +81,8 @@ func (d *demoDesk) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.mux.Ser
 func (d *demoDesk) noDirs(next http.Handler, files fs.FS) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if st, err := fs.Stat(files, r.URL.Path); r.URL.Path == "" || err != nil || st.IsDir() {
-			d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "No demo asset %q.", r.URL.Path))
+			d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "No demo asset %q.", r.URL.Path).
+				WithFix("The desktop's assets are agent.js and agent.css; open /demo/agent."))
 			return
 		}
 		w.Header().Set("Cache-Control", "no-cache")
@@ -91,8 +92,9 @@ func (d *demoDesk) noDirs(next http.Handler, files fs.FS) http.Handler {
 
 // agentPageData is what the page template shows; the publishable key is meant for browsers.
 type agentPageData struct {
-	BaseURL, PublishableKey, MerchantID, AgentID string
-	PollSeconds                                  string
+	BaseURL, PublishableKey, MerchantID string
+	AgentID, DemoAgentID                string
+	PollSeconds                         string
 }
 
 // agentPage is GET /demo/agent?agent=ID: the desktop of one agent, by default the demo's own.
@@ -102,7 +104,7 @@ func (d *demoDesk) agentPage(w http.ResponseWriter, r *http.Request) {
 		agent = d.info.AgentID
 	}
 	data := agentPageData{BaseURL: d.info.BaseURL, PublishableKey: d.info.PublishableKey, MerchantID: d.info.MerchantID,
-		AgentID: agent, PollSeconds: fmt.Sprint(d.pollInterval.Seconds())}
+		AgentID: agent, DemoAgentID: d.info.AgentID, PollSeconds: fmt.Sprint(d.pollInterval.Seconds())}
 	var page bytes.Buffer
 	if err := demoDeskPage.Execute(&page, data); err != nil {
 		d.logger.ErrorContext(r.Context(), "render the demo agent page", "err", err)
@@ -155,14 +157,11 @@ func (d *demoDesk) agentToken(w http.ResponseWriter, r *http.Request) {
 	if !d.browserCall(w, r, &req) {
 		return
 	}
-	var minted struct {
-		Token     string    `json:"token"`
-		ExpiresAt time.Time `json:"expiresAt"`
-	}
+	var minted agentTokenResponse
 	if !d.callAPI(w, r, http.MethodPost, "/v1/agent_tokens", map[string]string{"agentId": req.AgentID}, &minted) {
 		return
 	}
-	writeDemoJSON(w, http.StatusOK, agentTokenResponse(minted))
+	writeDemoJSON(w, http.StatusOK, minted)
 }
 
 // demoDecisions maps the customer actions to the stub VCC's completion decisions.
@@ -206,7 +205,7 @@ func (d *demoDesk) drive(w http.ResponseWriter, r *http.Request) {
 	} else {
 		control += "/expire"
 	}
-	status, msg, err := d.post(r.Context(), control, "", body)
+	status, msg, err := d.do(r.Context(), http.MethodPost, control, "", body)
 	switch {
 	case err != nil:
 		d.logger.WarnContext(r.Context(), "demo: stub VCC control call", "action", action, "err", err)
@@ -265,11 +264,6 @@ func (d *demoDesk) callAPI(w http.ResponseWriter, r *http.Request, method, path 
 		return false
 	}
 	return true
-}
-
-// post is do for a POST.
-func (d *demoDesk) post(ctx context.Context, u, key string, body any) (int, []byte, error) {
-	return d.do(ctx, http.MethodPost, u, key, body)
 }
 
 // do sends one JSON request and returns the status and up to 64 KiB of the body.

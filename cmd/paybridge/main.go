@@ -1,6 +1,6 @@
 // Command paybridge runs the contact-centre PCI payment bridge, its demo and its upstream stubs.
 //
-//	paybridge demo  [--addr A] [--data DIR] [--info FILE]   stubs + bridge on loopback, no config
+//	paybridge demo  [--addr A] [--data DIR] [--info FILE]   stubs + bridge + agent desktop on loopback, no config
 //	paybridge serve --config FILE                             the bridge against real (or stub) upstreams
 //	paybridge stubs [--addr A]                                the VCC and PCI Pal stubs alone
 //	paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
@@ -37,7 +37,7 @@ func main() {
 const usage = `paybridge: a PCI payment bridge between Vonage Contact Center and agent desktops.
 
 Usage:
-  paybridge demo  [--addr 127.0.0.1:8080] [--data DIR] [--info FILE]
+  paybridge demo  [--addr 127.0.0.1:8080] [--data DIR] [--info FILE] [--stub-addr A] [--poll-interval D] [--verbose]
   paybridge serve --config paybridge.yaml
   paybridge stubs [--addr 127.0.0.1:8090]
   paybridge keys create --config F --merchant M --type secret|publishable --mode test|live

@@ -31,6 +31,13 @@
  *     options.agentId          optional; the agent token names the agent, this is only shown
  *     options.frameTimeoutMs   6000: time the provider page has to announce itself after the form
  *                              POST before the frame counts as refused
+ *     options.frameCheck       "announcement" (default): a frame counts as loaded only when the
+ *                              provider page posts its ready announcement, and as refused when it
+ *                              does not in time. "none": for a provider page that announces
+ *                              nothing, the frame counts as loaded when it loads; refusals are
+ *                              then left to paybridge (VCC's status, the provider lifetime) and to
+ *                              the agent's restart. The PCI Pal stub announces itself; whether
+ *                              live PCI Pal does is not documented (see README, Going live).
  *
  *   widget.on(type, fn) -> unsubscribe()
  *     fn(data) runs for: "ready", "handoff", "restarting", "succeeded", "failed", "expired",
@@ -70,6 +77,10 @@
   const CLOSE_PROTOCOL_ERROR = 4400; // our first message was wrong: reconnecting cannot help
   const CLOSE_TOKEN_REJECTED = 4401; // the agent token is invalid or expired: get a fresh one
   const CLOSE_FORBIDDEN = 4403; // the token does not go with the key: get a fresh one
+
+  // Frame names are unique on the page, across every widget mounted on it: a form targets its
+  // iframe by name, and two widgets must never post into each other's frames.
+  let frameSeq = 0;
 
   const HOST_EVENTS = ["ready", "handoff", "restarting", "succeeded", "failed", "expired", "cancelled",
     "error", "status", "frame.loaded", "frame.refused"];
@@ -125,7 +136,6 @@
     let failures = 0; // connection attempts since the last ready
     let reconnectTimer = null;
     let status = "connecting";
-    let frameSeq = 0;
     let current = null; // {sessionId, attempt, session, frame, outcome}: what the panel shows
     const highest = new Map(); // session id -> highest attempt seen
     const ended = new Set(); // session ids that reached a terminal status
@@ -423,7 +433,9 @@
       ui.panel.dataset.frame = "pending";
       iframe.addEventListener("load", () => onFrameLoad(frame));
       HTMLFormElement.prototype.submit.call(form);
-      frame.timer = setTimeout(() => refuse(frame, "timeout"), opts.frameTimeoutMs);
+      if (opts.frameCheck === "announcement") {
+        frame.timer = setTimeout(() => refuse(frame, "timeout"), opts.frameTimeoutMs);
+      }
     }
 
     function onFrameLoad(frame) {
@@ -435,6 +447,10 @@
         // Cross-origin: a real document loaded, the provider's page or the browser's error page.
       }
       if (href === "about:blank") return; // the iframe's initial empty document
+      if (opts.frameCheck === "none") {
+        loaded(frame);
+        return;
+      }
       clearTimeout(frame.grace);
       frame.grace = setTimeout(() => refuse(frame, "load"), Math.min(LOAD_GRACE_MS, opts.frameTimeoutMs));
     }
@@ -446,6 +462,10 @@
       const d = event.data;
       if (!d || typeof d !== "object" || d.source !== READY_SOURCE || d.type !== READY_TYPE) return;
       if (frame.providerSessionId && d.sessionId !== frame.providerSessionId) return;
+      loaded(frame);
+    }
+
+    function loaded(frame) {
       settle(frame, "loaded");
       send({type: "frame.loaded", sessionId: frame.sessionId, attempt: frame.attempt});
       note("frame.loaded", "Payment page loaded (attempt " + frame.attempt + "): the customer keys the card on the phone", {session: frame.sessionId, attempt: frame.attempt});
@@ -656,9 +676,13 @@
     }
     const timeout = o.frameTimeoutMs == null ? DEFAULT_FRAME_TIMEOUT_MS : Number(o.frameTimeoutMs);
     if (!(timeout > 0)) throw new TypeError("PayBridge.mount: options.frameTimeoutMs must be a positive number");
+    const frameCheck = o.frameCheck == null ? "announcement" : o.frameCheck;
+    if (frameCheck !== "announcement" && frameCheck !== "none") {
+      throw new TypeError('PayBridge.mount: options.frameCheck must be "announcement" or "none"');
+    }
     return {
       baseUrl: o.baseUrl, publishableKey: o.publishableKey, getAgentToken: o.getAgentToken,
-      agentId: typeof o.agentId === "string" ? o.agentId : "", frameTimeoutMs: timeout,
+      agentId: typeof o.agentId === "string" ? o.agentId : "", frameTimeoutMs: timeout, frameCheck: frameCheck,
     };
   }
 

@@ -1,0 +1,569 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/bridge/bridgetest"
+)
+
+// updateDocs makes TestBrowserTakePayment write the README's picture of the demo desktop.
+var updateDocs = flag.Bool("update-docs", false, "write docs/demo-desktop.png (TestBrowserTakePayment)")
+
+// screenshotsEnv names a directory for the browser tests' screenshots; a relative one is taken
+// from the module root. Unset, they go to a temporary directory.
+const screenshotsEnv = "PAYBRIDGE_SCREENSHOTS"
+
+// moduleRoot is the repository root, seen from this package's directory (go test's working
+// directory).
+const moduleRoot = "../.."
+
+// browserTimeout bounds each browser test.
+const browserTimeout = 60 * time.Second
+
+// waitTimeout bounds one wait for the page.
+const waitTimeout = 20 * time.Second
+
+// startDemo runs `paybridge demo` in-process on a free port until the test ends and returns what
+// it wrote to --info.
+func startDemo(t *testing.T, args ...string) demoInfo {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	infoPath := filepath.Join(t.TempDir(), "info.json")
+	stderr := &bridgetest.LogSink{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"paybridge", "demo", "--addr", "127.0.0.1:0", "--info", infoPath}, args...), os.Getenv, io.Discard, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("the demo did not stop")
+		}
+	})
+	info := waitInfo(t, infoPath, stderr)
+	t.Cleanup(func() {
+		for _, secret := range []string{info.SecretKey, info.PublishableKey} {
+			assert.NotContains(t, stderr.String(), secret, "no key in the demo's logs")
+		}
+	})
+	return info
+}
+
+// waitInfo waits for a demo's --info file.
+func waitInfo(t *testing.T, path string, stderr fmt.Stringer) demoInfo {
+	t.Helper()
+	var info demoInfo
+	require.Eventually(t, func() bool {
+		data, err := os.ReadFile(path)
+		return err == nil && json.Unmarshal(data, &info) == nil
+	}, 20*time.Second, 20*time.Millisecond, "the demo wrote its info file; stderr: %s", stderr)
+	return info
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// apiSession reads a session over the API with the demo's secret key.
+func apiSession(t *testing.T, info demoInfo, id string) bridge.SessionView {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, info.BaseURL+"/v1/sessions/"+url.PathEscape(id), nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+info.SecretKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var s bridge.SessionView
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&s))
+	require.NotNil(t, s.VCC)
+	return s
+}
+
+// desk is one browser tab showing the demo agent desktop.
+type desk struct {
+	t    *testing.T
+	ctx  context.Context
+	name string // for screenshots
+}
+
+// openDemoDesk starts a demo (with extra flags) and opens its agent desktop in Chromium; the
+// test's time is bounded by browserTimeout.
+func openDemoDesk(t *testing.T, demoArgs ...string) (demoInfo, context.Context, *traffic, *desk) {
+	t.Helper()
+	browser := bridgetest.Browser(t)
+	info := startDemo(t, demoArgs...)
+	ctx, cancel := context.WithTimeout(browser, browserTimeout)
+	t.Cleanup(cancel)
+	traffic := newTraffic()
+	return info, ctx, traffic, openDesk(t, ctx, traffic, "desk", info.BaseURL+"/demo/agent")
+}
+
+// customerPays presses the demo's "Customer pays" and waits for the success shown on the page
+// and the session succeeded over the API.
+func (d *desk) customerPays(info demoInfo, id string) {
+	d.t.Helper()
+	d.click(`[data-demo-action="pay"]`)
+	d.waitFor("the success outcome", `document.querySelector(".pb-outcome[data-outcome='succeeded']")`)
+	assert.Equal(d.t, bridge.StatusSucceeded, apiSession(d.t, info, id).Status)
+}
+
+// openDesk opens url in tab (a chromedp context whose tab may not exist yet) at 1280x800, with
+// its traffic recorded, and waits until the widget is connected.
+func openDesk(t *testing.T, tab context.Context, traffic *traffic, name, u string) *desk {
+	t.Helper()
+	require.NoError(t, chromedp.Do(tab), "open the tab")
+	require.NoError(t, traffic.record(tab))
+	require.NoError(t, chromedp.Do(tab, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(u)))
+	d := &desk{t: t, ctx: tab, name: name}
+	d.waitFor("the widget to connect", `document.querySelector(".pb-widget").dataset.state === "connected"`)
+	return d
+}
+
+// waitFor polls the page until expr is truthy.
+func (d *desk) waitFor(what, expr string) {
+	d.t.Helper()
+	_, err := chromedp.Run(d.ctx, chromedp.Poll[bool]("!!("+expr+")",
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout)))
+	require.NoError(d.t, err, "%s: waiting for %s; the timeline:\n%s", d.name, what, d.timelineText())
+}
+
+// eval evaluates expr in the page.
+func eval[T any](d *desk, expr string) T {
+	d.t.Helper()
+	v, err := chromedp.Run(d.ctx, chromedp.Evaluate[T](expr))
+	require.NoError(d.t, err, "evaluate %s", expr)
+	return v
+}
+
+// click clicks the element sel (with a script, so a background tab needs no focus).
+func (d *desk) click(sel string) {
+	d.t.Helper()
+	ok := eval[bool](d, fmt.Sprintf(`(() => { const b = document.querySelector(%q); if (!b || b.disabled) return false; b.click(); return true; })()`, sel))
+	require.True(d.t, ok, "%s: %s is missing or disabled", d.name, sel)
+}
+
+// takePayment submits the take-payment form as it is (12.40 GBP, INV-1001) and waits for the
+// payment page's first attempt to load.
+func (d *desk) takePayment() {
+	d.t.Helper()
+	d.click("#take-payment-button")
+	d.waitFor("the payment page", `document.querySelector(".pb-panel").dataset.frame === "loaded"`)
+}
+
+// timelineItem is one entry of the widget's timeline.
+type timelineItem struct {
+	Type    string `json:"type"`
+	Attempt string `json:"attempt"`
+	Reason  string `json:"reason"`
+	Text    string `json:"text"`
+}
+
+// timeline returns the widget's timeline, oldest first.
+func (d *desk) timeline() []timelineItem {
+	d.t.Helper()
+	return eval[[]timelineItem](d, `Array.from(document.querySelectorAll(".pb-timeline li")).reverse().map(li =>
+		({type: li.dataset.type, attempt: li.dataset.attempt || "", reason: li.dataset.reason || "", text: li.textContent}))`)
+}
+
+func (d *desk) timelineText() string {
+	items, err := chromedp.Run(d.ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll(".pb-timeline li")).reverse().map(li => li.textContent).join("\n")`))
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	return items
+}
+
+// timelineTypes returns the types of the timeline's entries, oldest first.
+func (d *desk) timelineTypes() []string {
+	var out []string
+	for _, it := range d.timeline() {
+		out = append(out, it.Type)
+	}
+	return out
+}
+
+// frameView is what the widget's iframe shows: the widget's attributes and the attributes of
+// the capture page's <html> inside it.
+type frameView struct {
+	Name          string `json:"name"`
+	SessionID     string `json:"sessionId"`
+	Attempt       int    `json:"attempt"`
+	PCIPalSession string `json:"pcipalSession"`
+	PCIPalState   string `json:"pcipalState"`
+}
+
+// frame reads the widget's iframe and, through an isolated world in it, the document it shows.
+func (d *desk) frame() (frameView, error) {
+	v, err := chromedp.Run(d.ctx, chromedp.Evaluate[frameView](`(() => { const f = document.querySelector(".pb-frame");
+		return f ? {name: f.name, sessionId: f.dataset.sessionId, attempt: Number(f.dataset.attempt)} : {}; })()`))
+	if err != nil || v.Name == "" {
+		return v, err
+	}
+	tree, err := chromedp.Call(d.ctx, page.GetFrameTree, cdp.Empty{})
+	if err != nil {
+		return v, err
+	}
+	var id cdp.FrameID
+	for _, child := range tree.FrameTree.ChildFrames {
+		if child.Frame.Name == v.Name {
+			id = child.Frame.ID
+		}
+	}
+	if id == "" {
+		return v, nil
+	}
+	world, err := chromedp.Call(d.ctx, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: id, WorldName: "paybridge-test"})
+	if err != nil {
+		return v, err
+	}
+	res, err := chromedp.Call(d.ctx, runtime.Evaluate, runtime.EvaluateParams{
+		Expression: `[document.documentElement.getAttribute("data-pcipal-session") || "", document.documentElement.getAttribute("data-pcipal-state") || ""]`,
+		ContextID:  world.ExecutionContextID, ReturnByValue: new(true),
+	})
+	if err != nil || res.Result == nil {
+		return v, err
+	}
+	var attrs []string
+	if err := json.Unmarshal(res.Result.Value, &attrs); err == nil && len(attrs) == 2 {
+		v.PCIPalSession, v.PCIPalState = attrs[0], attrs[1]
+	}
+	return v, nil
+}
+
+// waitCapturePage waits until the iframe shows the capture page of session id's current attempt
+// (read over the API each time) and returns what it shows.
+func (d *desk) waitCapturePage(info demoInfo, id string, minAttempt int) (frameView, bridge.SessionView) {
+	d.t.Helper()
+	var fv frameView
+	var sess bridge.SessionView
+	var lastErr error
+	deadline := time.Now().Add(waitTimeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sess = apiSession(d.t, info, id)
+		fv, lastErr = d.frame()
+		if lastErr == nil && sess.Attempt >= minAttempt && fv.SessionID == id && fv.Attempt == sess.Attempt &&
+			fv.PCIPalState == "capture" && fv.PCIPalSession == sess.VCC.ProviderSessionGUID {
+			return fv, sess
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s: the iframe never showed the capture page of %s attempt >= %d: frame %+v (err %v), session attempt %d; timeline:\n%s",
+				d.name, id, minAttempt, fv, lastErr, sess.Attempt, d.timelineText())
+		}
+		<-tick.C
+	}
+}
+
+// shownSession returns the id of the session the widget shows.
+func (d *desk) shownSession() string {
+	d.t.Helper()
+	id := eval[string](d, `(document.querySelector(".pb-frame") || {dataset: {}}).dataset.sessionId || ""`)
+	require.NotEmpty(d.t, id, "%s shows no session", d.name)
+	return id
+}
+
+// screenshot saves the tab as <name>.png in the screenshot directory.
+func (d *desk) screenshot(name string) string {
+	d.t.Helper()
+	png, err := chromedp.Run(d.ctx, chromedp.CaptureScreenshot())
+	require.NoError(d.t, err)
+	path := filepath.Join(screenshotDir(d.t), name+".png")
+	require.NoError(d.t, os.WriteFile(path, png, 0o644))
+	d.t.Logf("screenshot: %s", path)
+	return path
+}
+
+var (
+	screenshotDirsMu sync.Mutex
+	screenshotDirs   = map[*testing.T]string{} // each test's temporary screenshot directory
+)
+
+// screenshotDir is $PAYBRIDGE_SCREENSHOTS (relative to the module root), else a temporary one.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv(screenshotsEnv); dir != "" {
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(moduleRoot, dir)
+		}
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		return dir
+	}
+	screenshotDirsMu.Lock()
+	defer screenshotDirsMu.Unlock()
+	dir, ok := screenshotDirs[t]
+	if !ok {
+		dir = t.TempDir()
+		screenshotDirs[t] = dir
+		t.Cleanup(func() {
+			screenshotDirsMu.Lock()
+			defer screenshotDirsMu.Unlock()
+			delete(screenshotDirs, t)
+		})
+	}
+	return dir
+}
+
+// traffic records what the browser tabs of one test send, receive and log: it learns the agent
+// and provider tokens where they legitimately travel (the socket's auth message, X-Agent-Token
+// headers, handoff events, the iframe's form POST) so a test can prove they appear nowhere else.
+type traffic struct {
+	mu             sync.Mutex
+	urls           []string // every request, WebSocket and frame navigation URL
+	console        []string // every console message, exception and browser log entry
+	agentTokens    map[string]bool
+	providerTokens map[string]bool
+	formPosts      []formPost         // the iframe's document POSTs
+	documents      []documentResponse // the responses to them
+	handoffs       map[int]string     // attempt -> iframe URL, from handoff events and snapshots
+}
+
+// formPost is one POST of the hidden form into the iframe.
+type formPost struct {
+	URL             string
+	Bearer, Refresh string
+}
+
+// documentResponse is the provider's answer to one form POST.
+type documentResponse struct {
+	URL          string
+	Status       int64
+	FrameOptions string
+}
+
+func newTraffic() *traffic {
+	return &traffic{agentTokens: map[string]bool{}, providerTokens: map[string]bool{}, handoffs: map[int]string{}}
+}
+
+// record listens to tab's events from now on.
+func (tr *traffic) record(tab context.Context) error {
+	return chromedp.Listen(tab, func(ev any) {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			tr.urls = append(tr.urls, ev.Request.URL+ev.Request.URLFragment)
+			tr.headerTokens(ev.Request.Headers)
+			if ev.Type == network.ResourceTypeDocument && strings.HasSuffix(ev.Request.URL, "/framed") && ev.Request.Method == http.MethodPost {
+				var body []byte
+				for _, e := range ev.Request.PostDataEntries {
+					body = append(body, e.Bytes...)
+				}
+				form, _ := url.ParseQuery(string(body))
+				p := formPost{URL: ev.Request.URL, Bearer: form.Get("X-BEARER-TOKEN"), Refresh: form.Get("X-REFRESH-TOKEN")}
+				tr.formPosts = append(tr.formPosts, p)
+				tr.providerToken(p.Bearer)
+				tr.providerToken(p.Refresh)
+			}
+		case *network.EventRequestWillBeSentExtraInfo:
+			tr.headerTokens(ev.Headers)
+		case *network.EventResponseReceived:
+			if ev.Type == network.ResourceTypeDocument && strings.HasSuffix(ev.Response.URL, "/framed") {
+				tr.documents = append(tr.documents, documentResponse{URL: ev.Response.URL, Status: ev.Response.Status,
+					FrameOptions: headerValue(ev.Response.Headers, "X-Frame-Options")})
+			}
+		case *network.EventWebSocketCreated:
+			tr.urls = append(tr.urls, ev.URL)
+		case *network.EventWebSocketFrameSent:
+			var msg struct{ Type, AgentToken string }
+			if json.Unmarshal(ev.Response.PayloadData, &msg) == nil && msg.Type == "auth" && msg.AgentToken != "" {
+				tr.agentTokens[msg.AgentToken] = true
+			}
+		case *network.EventWebSocketFrameReceived:
+			tr.socketEvent(ev.Response.PayloadData)
+		case *page.EventFrameNavigated:
+			tr.urls = append(tr.urls, ev.Frame.URL+ev.Frame.URLFragment)
+		case *runtime.EventConsoleAPICalled:
+			var parts []string
+			for _, a := range ev.Args {
+				parts = append(parts, string(a.Value), a.Description)
+			}
+			tr.console = append(tr.console, string(ev.Type)+": "+strings.Join(parts, " "))
+		case *runtime.EventExceptionThrown:
+			text := ev.ExceptionDetails.Text
+			if ev.ExceptionDetails.Exception != nil {
+				text += " " + ev.ExceptionDetails.Exception.Description
+			}
+			tr.console = append(tr.console, "exception: "+text)
+		case *cdplog.EventEntryAdded:
+			tr.console = append(tr.console, string(ev.Entry.Level)+": "+ev.Entry.Text+" "+ev.Entry.URL)
+		}
+	})
+}
+
+// socketEvent learns the provider tokens of a handoff event or of a ready snapshot.
+func (tr *traffic) socketEvent(payload []byte) {
+	type handoff struct {
+		Attempt    int               `json:"attempt"`
+		IframeURL  string            `json:"iframeUrl"`
+		FormFields map[string]string `json:"formFields"`
+	}
+	var msg struct {
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(payload, &msg) != nil {
+		return
+	}
+	var hs []handoff
+	switch msg.Type {
+	case "session.handoff":
+		var h handoff
+		if json.Unmarshal(msg.Data, &h) == nil {
+			hs = append(hs, h)
+		}
+	case "ready":
+		var ready struct {
+			Sessions []struct{ Handoff *handoff } `json:"sessions"`
+		}
+		if json.Unmarshal(msg.Data, &ready) == nil {
+			for _, s := range ready.Sessions {
+				if s.Handoff != nil {
+					hs = append(hs, *s.Handoff)
+				}
+			}
+		}
+	}
+	for _, h := range hs {
+		tr.handoffs[h.Attempt] = h.IframeURL
+		for _, v := range h.FormFields {
+			tr.providerToken(v)
+		}
+	}
+}
+
+func (tr *traffic) headerTokens(h network.Headers) {
+	if v := headerValue(h, "X-Agent-Token"); v != "" {
+		tr.agentTokens[v] = true
+	}
+}
+
+func (tr *traffic) providerToken(v string) {
+	if v != "" {
+		tr.providerTokens[v] = true
+	}
+}
+
+// headerValue returns header name of h, whatever its case.
+func headerValue(h network.Headers, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			s, _ := v.(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// iframeURL returns the iframe URL the socket handed over for attempt.
+func (tr *traffic) iframeURL(attempt int) string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.handoffs[attempt]
+}
+
+// documentsFor returns the provider's answers to the form POSTs to u.
+func (tr *traffic) documentsFor(u string) []documentResponse {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []documentResponse
+	for _, d := range tr.documents {
+		if d.URL == u {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// consoleText returns every console line recorded so far.
+func (tr *traffic) consoleText() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return strings.Join(tr.console, "\n")
+}
+
+// assertNoTokenLeaks checks that the tokens learned from the traffic appear in no request URL,
+// no console message and no browser storage of the desks' pages, and that the iframe's form
+// POSTs carried exactly the tokens the socket handed over.
+func (tr *traffic) assertNoTokenLeaks(t *testing.T, desks ...*desk) {
+	t.Helper()
+	var storage []string
+	for _, d := range desks {
+		storage = append(storage, eval[string](d, `JSON.stringify({local: Object.entries(localStorage), session: Object.entries(sessionStorage), cookies: document.cookie})`))
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	require.NotEmpty(t, tr.agentTokens, "the agent token was seen where it travels (socket auth, X-Agent-Token)")
+	require.NotEmpty(t, tr.providerTokens, "the provider tokens were seen where they travel (handoffs, form POST)")
+	require.NotEmpty(t, tr.formPosts, "the iframe was loaded with a form POST")
+	for _, p := range tr.formPosts {
+		assert.True(t, tr.providerTokens[p.Bearer] && tr.providerTokens[p.Refresh] && p.Bearer != "" && p.Refresh != "",
+			"the form POST to %s carried the handed-over tokens", p.URL)
+	}
+	tokens := map[string]string{}
+	for tok := range tr.agentTokens {
+		require.Greater(t, len(tok), 20)
+		tokens[tok] = "the agent token"
+	}
+	for tok := range tr.providerTokens {
+		require.Greater(t, len(tok), 8)
+		tokens[tok] = "a provider token"
+	}
+	for tok, kind := range tokens {
+		for _, u := range tr.urls {
+			unescaped, _ := url.QueryUnescape(u)
+			assertNoToken(t, tok, kind, "request URL", u, unescaped)
+		}
+		for _, line := range tr.console {
+			assertNoToken(t, tok, kind, "console message", line)
+		}
+		for _, s := range storage {
+			assertNoToken(t, tok, kind, "browser storage or cookies", s)
+		}
+	}
+}
+
+// assertNoToken fails t if tok is in any of texts, showing where with the token blacked out so
+// the test's own output does not spread it.
+func assertNoToken(t *testing.T, tok, kind, where string, texts ...string) {
+	t.Helper()
+	for _, text := range texts {
+		if strings.Contains(text, tok) {
+			t.Errorf("%s appears in a %s: %s", kind, where, strings.ReplaceAll(text, tok, "<"+kind+">"))
+			return
+		}
+	}
+}
