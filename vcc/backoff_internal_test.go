@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-resty/resty/v2"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -47,6 +48,32 @@ func TestParseRetryAfter(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, parseRetryAfter(tt.in, now), "%q", tt.in)
 	}
+}
+
+// TestRetryAfterHook: the hook resty calls between attempts reads the response's Retry-After
+// (resty then caps it at RetryWaitMax), and falls back to the jittered backoff without one.
+func TestRetryAfterHook(t *testing.T) {
+	header := func(v string) *resty.Response {
+		h := http.Header{}
+		if v != "" {
+			h.Set("Retry-After", v)
+		}
+		return &resty.Response{RawResponse: &http.Response{StatusCode: http.StatusTooManyRequests, Header: h}}
+	}
+	for _, tt := range []struct {
+		header string
+		want   time.Duration
+	}{{"2", 2 * time.Second}, {"", 0}, {"later", 0}} {
+		got, err := retryAfter(nil, header(tt.header))
+		assert.NoError(t, err)
+		assert.Equal(t, tt.want, got, "Retry-After %q", tt.header)
+	}
+	got, err := retryAfter(nil, nil)
+	assert.NoError(t, err)
+	assert.Zero(t, got, "a transport error has no response")
+	// The hook is the one the client's resty uses.
+	c := New(Options{})
+	assert.NotNil(t, c.rest.RetryAfter)
 }
 
 func TestReuseFor(t *testing.T) {

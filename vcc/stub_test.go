@@ -252,12 +252,10 @@ func TestStubTransientFailures(t *testing.T) {
 		require.NoError(t, w.stub.SetFaults(vccstub.Faults{Create: vccstub.FaultTimeout}))
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
-		start := time.Now()
 		_, err := c.CreateSession(ctx, w.merchant, gbpRequest())
 		be := requireCode(t, err, bridge.CodeProviderUnavailable)
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "the caller's deadline, not the stub's 60 s hold, ended it")
 		assert.Contains(t, be.Fix, "retriable")
-		assert.Less(t, time.Since(start), 5*time.Second)
 	})
 	t.Run("timeout per attempt, retried", func(t *testing.T) {
 		w := newStubWorld(t)

@@ -234,13 +234,12 @@ func TestLatencyFault(t *testing.T) {
 		assert.Equal(t, http.StatusOK, w.call(t, http.MethodGet, "/_control/stats", "", nil).status)
 	})
 
-	t.Run("a request waits at least the latency, then succeeds", func(t *testing.T) {
+	t.Run("a request delayed by the latency still succeeds", func(t *testing.T) {
+		// That it waits is shown above: a deadline shorter than the latency expires.
 		w.putFaults(t, `{"latencyMs":40}`)
 		defer w.stub.ClearFaults()
-		start := time.Now()
 		_, r := w.status(t, tok, guid)
 		assert.Equal(t, http.StatusOK, r.status)
-		assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond)
 	})
 }
 

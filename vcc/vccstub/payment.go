@@ -379,6 +379,18 @@ func (s *Server) endLocked(ss *session, state string, t time.Time) {
 	s.log.Info("vccstub: session ended", "sessionGuid", ss.guid, "state", state)
 }
 
+// openLocked returns session guid if it is still open, which every control action needs.
+func (s *Server) openLocked(guid string, now time.Time) (*session, error) {
+	ss := s.lookupLocked(guid, now)
+	if ss == nil {
+		return nil, ErrSessionNotFound
+	}
+	if !ss.open() {
+		return nil, fmt.Errorf("%w: it is %s", ErrSessionClosed, ss.state)
+	}
+	return ss, nil
+}
+
 // Complete plays the customer finishing the payment: session guid becomes Finished with decision
 // (ACCEPT, REJECT or ERROR; "" means ACCEPT) for amountOverride minor units ("" means the
 // session's amount). The PCI Pal page shows the decision and the webhook goes out.
@@ -396,12 +408,9 @@ func (s *Server) Complete(guid, decision, amountOverride string) (*SessionStatus
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	ss := s.lookupLocked(guid, now)
-	if ss == nil {
-		return nil, ErrSessionNotFound
-	}
-	if !ss.open() {
-		return nil, fmt.Errorf("%w: it is %s", ErrSessionClosed, ss.state)
+	ss, err := s.openLocked(guid, now)
+	if err != nil {
+		return nil, err
 	}
 	amount := ss.amountMinor
 	if amountOverride != "" {
@@ -431,12 +440,9 @@ func (s *Server) Expire(guid string) (*SessionStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	ss := s.lookupLocked(guid, now)
-	if ss == nil {
-		return nil, ErrSessionNotFound
-	}
-	if !ss.open() {
-		return nil, fmt.Errorf("%w: it is %s", ErrSessionClosed, ss.state)
+	ss, err := s.openLocked(guid, now)
+	if err != nil {
+		return nil, err
 	}
 	s.endLocked(ss, bridge.StateExpired, now)
 	if ss.registered {
@@ -454,12 +460,9 @@ func (s *Server) Keying(guid string) (*SessionStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	ss := s.lookupLocked(guid, now)
-	if ss == nil {
-		return nil, ErrSessionNotFound
-	}
-	if !ss.open() {
-		return nil, fmt.Errorf("%w: it is %s", ErrSessionClosed, ss.state)
+	ss, err := s.openLocked(guid, now)
+	if err != nil {
+		return nil, err
 	}
 	if ss.state != bridge.StateInProgress {
 		ss.state = bridge.StateInProgress
