@@ -258,7 +258,6 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-
 // Transport failures are retried: a connection dropped mid-request, and an attempt that exceeds
 // RequestTimeout.
 func TestRetriesTransportFailures(t *testing.T) {
