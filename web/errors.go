@@ -60,6 +60,13 @@ func (s *Server) writeErrorBody(w http.ResponseWriter, ctx context.Context, e *b
 
 func (s *Server) docsURL(code bridge.Code) string { return s.docsBase + "#" + string(code) }
 
+// WriteError answers err with the error envelope, as every handler of the server does. It is for
+// handlers mounted on the server from outside (the demo desktop), so their errors look the same.
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) { s.writeError(w, r, err) }
+
+// WriteJSON writes v as the JSON body with status, uncached, as the server's own handlers do.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
 // writeJSON writes v as the JSON body with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)

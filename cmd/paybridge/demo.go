@@ -102,7 +102,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	info := demoInfo{BaseURL: a.baseURL(), SecretKey: secret, PublishableKey: publishable, MerchantID: merchant,
 		AgentID: demoAgentID, VCCStubURL: stubs.baseURL(), PCIPalStubURL: stubs.pcipal.BaseURL()}
-	desk.configure(info, cfg.Merchants[0].AllowedOrigins, cfg.DocsBaseURL, cfg.Provider.PollInterval)
+	desk.configure(info, cfg.Merchants[0].AllowedOrigins, a.server, cfg.Provider.PollInterval)
 	if *infoFile != "" {
 		if err := writeJSONFile(*infoFile, info); err != nil {
 			return err

@@ -44,8 +44,8 @@ type demoDesk struct {
 
 	// Set by configure before the server takes its first request, read-only after.
 	info         demoInfo
-	origins      []string // the desktop's own origins: the only callers of /demo/api/
-	docsBase     string
+	origins      []string    // the desktop's own origins: the only callers of /demo/api/
+	server       *web.Server // whose error envelope the desktop's errors use
 	pollInterval time.Duration
 }
 
@@ -65,13 +65,10 @@ func newDemoDesk(logger *slog.Logger) *demoDesk {
 	return d
 }
 
-// configure gives the desktop the demo's base URL, keys and stub URLs, and its allowed origins.
-func (d *demoDesk) configure(info demoInfo, origins []string, docsBase string, pollInterval time.Duration) {
-	d.info, d.origins, d.pollInterval = info, origins, pollInterval
-	d.docsBase = strings.TrimSuffix(docsBase, "/")
-	if d.docsBase == "" {
-		d.docsBase = info.BaseURL + "/docs/error-codes"
-	}
+// configure gives the desktop the demo's base URL, keys and stub URLs, its allowed origins and
+// the server it is mounted on.
+func (d *demoDesk) configure(info demoInfo, origins []string, server *web.Server, pollInterval time.Duration) {
+	d.info, d.origins, d.server, d.pollInterval = info, origins, server, pollInterval
 }
 
 // ServeHTTP implements http.Handler.
@@ -161,7 +158,7 @@ func (d *demoDesk) agentToken(w http.ResponseWriter, r *http.Request) {
 	if !d.callAPI(w, r, http.MethodPost, "/v1/agent_tokens", map[string]string{"agentId": req.AgentID}, &minted) {
 		return
 	}
-	writeDemoJSON(w, http.StatusOK, minted)
+	web.WriteJSON(w, http.StatusOK, minted)
 }
 
 // demoDecisions maps the customer actions to the stub VCC's completion decisions.
@@ -219,7 +216,7 @@ func (d *demoDesk) drive(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, bridge.Errorf(bridge.CodeProviderUnavailable, "The stub VCC answered HTTP %d: %s", status, stubMessage(msg)))
 		return
 	}
-	writeDemoJSON(w, http.StatusOK, driveResponse{SessionID: sess.ID, Action: action, Attempt: sess.Attempt, SessionGUID: sess.VCC.SessionGUID})
+	web.WriteJSON(w, http.StatusOK, driveResponse{SessionID: sess.ID, Action: action, Attempt: sess.Attempt, SessionGUID: sess.VCC.SessionGUID})
 }
 
 // browserCall admits a call from the desktop page only: its own Origin (a page elsewhere cannot
@@ -295,19 +292,9 @@ func (d *demoDesk) do(ctx context.Context, method, u, key string, body any) (int
 	return resp.StatusCode, data, err
 }
 
-// fail answers with paybridge's error envelope, so the page handles one error shape.
+// fail answers with the server's own error envelope.
 func (d *demoDesk) fail(w http.ResponseWriter, r *http.Request, e *bridge.Error) {
-	info := bridge.Info(e.Code)
-	writeDemoJSON(w, info.Status, web.ErrorBody{Error: e.Message, Code: info.Code, Fix: e.PublicFix(),
-		Docs: d.docsBase + "#" + string(info.Code), RequestID: web.RequestID(r.Context())})
-}
-
-func writeDemoJSON(w http.ResponseWriter, status int, v any) {
-	data, _ := json.Marshal(v)
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(data, '\n'))
+	d.server.WriteError(w, r, e)
 }
 
 // stubMessage returns the stub's {"message"} text, or the raw body cut short.
