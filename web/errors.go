@@ -62,7 +62,9 @@ func (s *Server) docsURL(code bridge.Code) string { return s.docsBase + "#" + st
 
 // WriteError answers err with the error envelope, as every handler of the server does. It is for
 // handlers mounted on the server from outside (the demo desktop), so their errors look the same.
-func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) { s.writeError(w, r, err) }
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, err)
+}
 
 // WriteJSON writes v as the JSON body with status, uncached, as the server's own handlers do.
 func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
