@@ -94,7 +94,8 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 		c.logFailure(ctx, m, "vcc create session failed", err)
 		return nil, err
 	}
-	c.logger.LogAttrs(ctx, slog.LevelInfo, "vcc session created",
+	// Debug: the service logs the session going active at info, after the handoff is pushed.
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "vcc session created",
 		slog.String("merchant", m.ID), slog.String("channel", string(channel)),
 		slog.String("sessionGuid", out.SessionGUID), slog.Int("accountConfigurationId", req.AccountConfigurationID))
 	return &bridge.ProviderSession{
