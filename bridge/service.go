@@ -24,6 +24,12 @@ const (
 	// pendingGrace is how long a session may stay pending (its VCC create in flight) before a
 	// sweep decides the process that created it died mid-create.
 	pendingGrace = 2 * time.Minute
+	// backgroundTimeout bounds one session's background work (a poll and what it leads to), so
+	// a slow VCC delays only that session, never the expiry of the others.
+	backgroundTimeout = 20 * time.Second
+	// refreshTimeout bounds the restarts a connecting agent waits for: past it, the agent gets
+	// its snapshot as it is and a refused frame restarts the attempt later.
+	refreshTimeout = 5 * time.Second
 )
 
 // ServiceOptions are the dependencies and settings of a Service.
@@ -854,6 +860,8 @@ func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
 	if err := s.ensureLoaded(ctx); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
 	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
 	for _, id := range s.tracker.ofAgent(agent) {
 		sess, err := s.Session(ctx, sc, id)
@@ -932,6 +940,8 @@ func (s *Service) Sweep(ctx context.Context) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+			defer cancel()
 			var err error
 			switch {
 			case !now.Before(d.expiresAt):

@@ -321,3 +321,19 @@ func TestRestartsExhausted(t *testing.T) {
 	r := h.do("POST", "/v1/sessions/"+s.ID+"/restart", h.secretKey, nil)
 	assertErrorEnvelope(t, r, http.StatusConflict, bridge.CodeSessionWrongState)
 }
+
+// TestReconnectWhileVCCHangs: an agent reconnecting after the provider lifetime waits for the
+// restart only so long; with VCC hanging, it gets its snapshot as it was instead of waiting out
+// VCC (here a 2-minute request timeout, far beyond the wait for the event).
+func TestReconnectWhileVCCHangs(t *testing.T) {
+	h := newHarness(t, func(c *harnessConfig) { c.vcc.RequestTimeout = 2 * time.Minute })
+	s := h.createSession("agent-1", map[string]any{"expiresIn": 3600})
+	h.clock.Advance(16 * time.Minute)
+	h.control("PUT", "/_control/faults", map[string]any{"create": "timeout"})
+	_, ready := h.connect("agent-1")
+	var snap bridge.ReadyData
+	require.NoError(t, json.Unmarshal(ready.Data, &snap))
+	require.Len(t, snap.Sessions, 1)
+	assert.Equal(t, s.ID, snap.Sessions[0].Session.ID)
+	assert.Equal(t, 1, snap.Sessions[0].Handoff.Attempt, "the restart gave up; the agent has what there is")
+}
