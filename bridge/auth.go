@@ -59,6 +59,22 @@ type Principal struct {
 // Scope returns the sessions the principal's key may see (every agent).
 func (p *Principal) Scope() Scope { return Scope{MerchantID: p.Merchant.ID, Mode: p.Key.Mode} }
 
+// CanManageKeys returns nil if p's key may create, roll or revoke keys, or auth_key_expired if
+// the key has been rolled. A rolled key keeps working through its grace window so callers can
+// switch over, but only for ordinary calls: if it could still mint keys, whoever holds a leaked
+// key that was rolled because of the leak could mint a fresh, unexpiring one within the window.
+func (p *Principal) CanManageKeys() error {
+	if p.Key.RolledTo == "" && p.Key.ExpiresAt.IsZero() {
+		return nil
+	}
+	fix := "Manage keys with the key that replaced this one"
+	if p.Key.RolledTo != "" {
+		fix += " (" + p.Key.RolledTo + ")"
+	}
+	return Errorf(CodeAuthKeyExpired, "This API key was rolled; it works until its grace window ends but can no longer create, roll or revoke keys.").
+		WithFix(fix + "; a rolled key only serves ordinary calls until its grace window ends.")
+}
+
 // Authenticate resolves a presented API key. Malformed or unknown → auth_invalid_key; rolled past
 // its grace or revoked → auth_key_expired; an unreadable key store → auth_service_unavailable; an
 // inactive merchant → auth_merchant_inactive.

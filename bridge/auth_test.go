@@ -485,3 +485,26 @@ func TestVerifyAgentTokenThroughKeyService(t *testing.T) {
 		assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(err))
 	})
 }
+
+// TestCanManageKeys: a key that has been rolled still authenticates during its grace window but
+// may no longer manage keys; the error names the key that replaced it.
+func TestCanManageKeys(t *testing.T) {
+	w := newKeyWorld(t)
+	ctx := context.Background()
+	plain, key := w.createKey(t, "acme", bridge.KeySecret, bridge.ModeTest)
+	p, err := w.keys.Authenticate(ctx, plain)
+	require.NoError(t, err)
+	require.NoError(t, p.CanManageKeys(), "a fresh key manages keys")
+
+	_, successor, err := w.keys.RollKey(ctx, "acme", key.ID, 0)
+	require.NoError(t, err)
+	p, err = w.keys.Authenticate(ctx, plain)
+	require.NoError(t, err, "inside the grace window the rolled key authenticates")
+	err = p.CanManageKeys()
+	assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(err))
+	assert.Contains(t, bridge.AsError(err).Fix, successor.ID)
+
+	// ExpiresAt alone (a roll whose successor id is not known) is enough.
+	p.Key.RolledTo = ""
+	assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(p.CanManageKeys()))
+}

@@ -74,13 +74,12 @@ func (p *ProviderStatus) CaptureInProgress() bool { return p.State == StateInPro
 // it, so a new attempt is needed.
 func (p *ProviderStatus) EndedWithoutPayment() bool {
 	switch p.State {
-	case StateExpired, StateFailed, StateCancelled:
-		return p.Decision == ""
-	case StateFinished:
+	case StateExpired, StateFailed, StateCancelled, StateFinished:
 		return p.Decision == ""
 	}
 	return false
 }
 
-// Completed reports whether a payment result is in.
-func (p *ProviderStatus) Completed() bool { return p.State == StateFinished && p.Decision != "" }
+// Completed reports whether a payment result is in. Any decision counts, whatever the state
+// says: only Finished is documented, and a result is what matters.
+func (p *ProviderStatus) Completed() bool { return p.Decision != "" }

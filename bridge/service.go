@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,6 +28,17 @@ const (
 	// refreshTimeout bounds the restarts a connecting agent waits for: past it, the agent gets
 	// its snapshot as it is and a refused frame restarts the attempt later.
 	refreshTimeout = 5 * time.Second
+	// vccRetention is how long VCC keeps a provider session's result (UPSTREAM): how long an
+	// attempt paybridge replaced is still asked about, in case the customer paid on it.
+	vccRetention = 15 * time.Minute
+	// snapshotLockWait is how long a connecting agent's snapshot waits for a session's create or
+	// restart in flight.
+	snapshotLockWait = 2 * time.Second
+	// olderAttemptsEvery is how often the poller asks about replaced attempts.
+	olderAttemptsEvery = 10 * time.Second
+	// expiryGrace is how long past its TTL a session stays open while the customer is keying or
+	// VCC cannot say whether they paid; after it, the session expires regardless.
+	expiryGrace = 5 * time.Minute
 )
 
 // ServiceOptions are the dependencies and settings of a Service.
@@ -72,6 +81,7 @@ type Service struct {
 	locks   keyedMutex
 	tracker tracker
 	stats   serviceCounters
+	work    chan struct{} // slots for background work in flight (pollConcurrency)
 }
 
 // serviceCounters count what the service did, for metrics.
@@ -133,6 +143,7 @@ func NewService(opts ServiceOptions) (*Service, error) {
 		s.pollConcurrency = DefaultPollConcurrency
 	}
 	s.tracker.items = make(map[string]*tracked)
+	s.work = make(chan struct{}, s.pollConcurrency)
 	return s, nil
 }
 
@@ -159,7 +170,8 @@ var errStaleAttempt = errors.New("report about an older attempt")
 
 // CreateSession validates in, starts the first provider session through VCC, pushes its handoff
 // to the agent's sockets and returns the active session. A VCC failure answers with the mapped
-// error and leaves the session failed, for audit.
+// error and leaves the session failed, for audit only: the caller has the error, so no agent
+// event and no merchant webhook report a session nobody saw.
 func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*Session, error) {
 	m, err := s.CheckCreate(ctx, in)
 	if err != nil {
@@ -178,19 +190,25 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 		SuccessURL: in.SuccessURL, CancelURL: in.CancelURL,
 		Status: StatusPending, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl),
 	}
+	// Locked before it exists anywhere: an agent connecting meanwhile finds it pending in the
+	// tracker and waits on this lock for the handoff, rather than missing both.
+	unlock, err := s.locks.lock(ctx, sess.ID) // new: nobody else can hold it yet
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("store session: %w", err)
 	}
-	unlock := s.locks.lock(sess.ID)
-	defer unlock()
+	s.tracker.track(sess, now.Add(pendingGrace))
 
 	ps, err := s.provider.CreateSession(ctx, m, s.providerRequest(sess, m))
 	if err != nil {
 		pub := AsError(err)
 		s.logger.WarnContext(ctx, "vcc create failed", "session", sess.ID, "merchant", m.ID, "code", pub.Code, "err", err)
-		// The caller gets the mapped error; the record stays, failed, for audit. A background
-		// context: the request may be cancelled already, the record must still be written.
-		if _, ferr := s.finishLocked(context.WithoutCancel(ctx), sess, m, StatusFailed, nil, &Failure{Code: pub.Code, Error: pub.Message}, nil); ferr != nil {
+		// A background context: the request may be cancelled already, the record must be written.
+		if _, ferr := s.finishLocked(context.WithoutCancel(ctx), sess, m, finish{to: StatusFailed,
+			failure: &Failure{Code: pub.Code, Error: pub.Message}, quiet: true}); ferr != nil {
 			s.logger.ErrorContext(ctx, "record failed session", "session", sess.ID, "err", ferr)
 		}
 		return nil, err
@@ -249,7 +267,8 @@ func (s *Service) CheckCreate(ctx context.Context, in *CreateSessionInput) (*Mer
 	return m, nil
 }
 
-// Session returns the session id within scope, expiring it first if its TTL has passed.
+// Session returns the session id within scope. A session past its TTL is settled first: it
+// expires, or, if VCC has its payment, ends with that payment.
 func (s *Service) Session(ctx context.Context, sc Scope, id string) (*Session, error) {
 	sess, err := s.scoped(ctx, sc, id)
 	if err != nil {
@@ -258,39 +277,35 @@ func (s *Service) Session(ctx context.Context, sc Scope, id string) (*Session, e
 	if sess.Status.Terminal() || s.clock.Now().Before(sess.ExpiresAt) {
 		return sess, nil
 	}
-	unlock := s.locks.lock(id)
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	return s.reload(ctx, id)
 }
 
-// ListSessions returns the sessions f selects, newest first.
+// ListSessions returns the sessions f selects, newest first, as stored: a session past its TTL
+// shows as open until the sweep (every fraction of a second) or a read settles it.
 func (s *Service) ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error) {
 	list, err := s.store.ListSessions(ctx, f)
 	if errors.Is(err, ErrNotFound) {
 		return nil, invalid("starting_after", "starting_after %q is not a session of yours", f.StartingAfter)
 	}
-	if err != nil {
-		return nil, err
-	}
-	now := s.clock.Now()
-	for i, sess := range list {
-		if !sess.Status.Terminal() && !now.Before(sess.ExpiresAt) {
-			// Show what a GET would show; the sweep records the transition.
-			c := sess.Clone()
-			c.Status = StatusExpired
-			list[i] = c
-		}
-	}
-	return list, nil
+	return list, err
 }
 
-// CancelSession cancels an open session. If VCC already has the payment result, that result wins
-// and the cancel answers session_wrong_state; while the customer is keying, the cancel is refused.
+// CancelSession cancels an open session. If VCC already has a payment result for it (on any
+// attempt that could have taken one), that result wins and the cancel answers
+// session_wrong_state; while the customer is keying, the cancel is refused.
 func (s *Service) CancelSession(ctx context.Context, sc Scope, id string) (*Session, error) {
 	if _, err := s.scoped(ctx, sc, id); err != nil {
 		return nil, err
 	}
-	unlock := s.locks.lock(id)
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	sess, err := s.reload(ctx, id)
 	if err != nil {
@@ -303,23 +318,26 @@ func (s *Service) CancelSession(ctx context.Context, sc Scope, id string) (*Sess
 	if err != nil {
 		return nil, err
 	}
-	if a := sess.Current(); a != nil {
-		st, err := s.provider.SessionStatus(ctx, m, a.SessionGUID)
+	if sess.Status == StatusActive {
+		view, err := s.providerView(ctx, sess, m, true)
 		switch {
-		case err == nil && st.CaptureInProgress():
-			return nil, keyingError("cancelled")
-		case err == nil && st.Completed():
-			done, err := s.applyOutcomeLocked(ctx, sess, m, st)
+		case err != nil:
+			// VCC cannot tell us; cancelling is still what the merchant asked for. A payment
+			// reported later is logged for reconciliation.
+			s.logger.WarnContext(ctx, "vcc status before cancel", "session", id, "err", err)
+		case view.completed != nil:
+			done, err := s.applyOutcomeLocked(ctx, sess, m, view.completed)
 			if err != nil {
 				return nil, err
 			}
-			return nil, WrongState(done.Status, "cancelling")
-		case err != nil && !errors.Is(err, ErrNotFound):
-			// VCC cannot tell us; cancelling is still what the merchant asked for.
-			s.logger.WarnContext(ctx, "vcc status before cancel", "session", id, "err", err)
+			if done.Status.Terminal() {
+				return nil, WrongState(done.Status, "cancelling")
+			}
+		case view.keying:
+			return nil, keyingError("cancelled")
 		}
 	}
-	return s.finishLocked(ctx, sess, m, StatusCancelled, nil, nil, nil)
+	return s.finishLocked(ctx, sess, m, finish{to: StatusCancelled})
 }
 
 // RestartSession starts a new provider session for an active session on request (DESIGN section
@@ -343,21 +361,26 @@ func (s *Service) RestartSession(ctx context.Context, sc Scope, id string) (*Ses
 }
 
 // FrameRefused handles the widget's report that the provider refused attempt's frame (trigger 1).
-// A report about an older attempt, or about a session that is no longer active, is ignored.
-func (s *Service) FrameRefused(ctx context.Context, agent AgentRef, sessionID string, attempt int) error {
+// A report about an older attempt is not a trigger, but it means that socket missed a handoff:
+// the current one is returned, for that socket alone. A report about a session that is no longer
+// active changes nothing.
+func (s *Service) FrameRefused(ctx context.Context, agent AgentRef, sessionID string, attempt int) (*HandoffEventData, error) {
 	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
 	if _, err := s.scoped(ctx, sc, sessionID); err != nil {
-		return err
+		return nil, err
 	}
 	if attempt <= 0 {
-		return invalid("attempt", "frame.refused needs the attempt number it is about")
+		return nil, invalid("attempt", "frame.refused needs the attempt number it is about")
 	}
-	_, err := s.restart(ctx, sessionID, restartRequest{attempt: attempt, reason: EndFrameRefused})
-	if errors.Is(err, errStaleAttempt) {
-		s.logger.DebugContext(ctx, "ignored frame.refused for an older attempt", "session", sessionID, "attempt", attempt)
-		return nil
+	sess, err := s.restart(ctx, sessionID, restartRequest{attempt: attempt, reason: EndFrameRefused})
+	if !errors.Is(err, errStaleAttempt) {
+		return nil, err
 	}
-	return err
+	s.logger.DebugContext(ctx, "frame.refused for an older attempt", "session", sessionID, "attempt", attempt)
+	if sess == nil || sess.Status != StatusActive || sess.Current() == nil || sess.Current().Number <= attempt {
+		return nil, nil
+	}
+	return s.handoffData(sess)
 }
 
 // ProviderNotified handles a hint from merchantID's VCC that a provider session changed (its
@@ -372,330 +395,12 @@ func (s *Service) ProviderNotified(ctx context.Context, merchantID, sessionGUID 
 	if err != nil {
 		return err
 	}
-	if a := sess.AttemptByGUID(sessionGUID); a == nil || a.Number != len(sess.Attempts) {
-		return nil // about a replaced attempt: nothing to do
-	}
-	return s.poll(ctx, sess.ID)
+	return s.checkAttempt(ctx, sess.ID, sessionGUID)
 }
 
 // MerchantFor returns the merchant with id.
 func (s *Service) MerchantFor(ctx context.Context, id string) (*Merchant, error) {
 	return s.merchant(ctx, id)
-}
-
-// restartRequest describes one restart trigger.
-type restartRequest struct {
-	attempt int             // the attempt the trigger is about; 0: whatever is current
-	reason  EndReason       // recorded on the attempt that ends
-	status  *ProviderStatus // VCC's view, when the trigger came from VCC; nil: ask VCC
-}
-
-// restart applies DESIGN section 3's rules: never while the customer is keying or after a
-// terminal status; older attempts' reports ignored; at most maxAttempts attempts.
-func (s *Service) restart(ctx context.Context, id string, req restartRequest) (*Session, error) {
-	unlock := s.locks.lock(id)
-	defer unlock()
-	sess, err := s.reload(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if req.attempt != 0 && (sess.Current() == nil || sess.Current().Number != req.attempt) {
-		return sess, errStaleAttempt
-	}
-	if err := s.checkOpen(sess, "a restart"); err != nil {
-		if req.attempt != 0 {
-			return sess, errStaleAttempt // a report that lost the race with the end of the session
-		}
-		return nil, err
-	}
-	if sess.Status != StatusActive {
-		return nil, WrongState(sess.Status, "a restart")
-	}
-	m, err := s.merchant(ctx, sess.MerchantID)
-	if err != nil {
-		return nil, err
-	}
-	cur := sess.Current()
-	st := req.status
-	if st == nil {
-		st, err = s.provider.SessionStatus(ctx, m, cur.SessionGUID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-	}
-	if st != nil {
-		if st.CaptureInProgress() {
-			return nil, keyingError("restarted")
-		}
-		if st.Completed() {
-			return s.applyOutcomeLocked(ctx, sess, m, st)
-		}
-	}
-	if len(sess.Attempts) >= s.maxAttempts {
-		msg := fmt.Sprintf("The payment page could not be shown after %d attempts (ATTESTATION_EXPIRED): the provider session kept ending before the agent's browser loaded it.", len(sess.Attempts))
-		s.logger.WarnContext(ctx, "restarts exhausted", "session", id, "attempts", len(sess.Attempts))
-		done, err := s.finishLocked(ctx, sess, m, StatusFailed, nil, &Failure{Code: CodeProviderAttestationFailed, Error: msg}, nil)
-		if err != nil {
-			return nil, err
-		}
-		return done, Errorf(CodeProviderAttestationFailed, "%s", msg)
-	}
-
-	s.publish(sess, EventRestarting, "", SessionEventData{Session: sess.View(), Reason: string(req.reason)})
-	ps, err := s.provider.CreateSession(ctx, m, s.providerRequest(sess, m))
-	if err != nil {
-		pub := AsError(err)
-		s.logger.WarnContext(ctx, "vcc create for restart failed", "session", id, "code", pub.Code, "err", err)
-		s.publish(sess, EventError, "", SessionEventData{Session: sess.View(), Code: pub.Code, Error: pub.Message, Fix: pub.PublicFix()})
-		return nil, err
-	}
-	now := s.clock.Now().UTC()
-	next := sess.Clone()
-	next.UpdatedAt = now
-	next.Current().EndedAt, next.Current().EndReason = now, req.reason
-	next.Attempts = append(next.Attempts, s.newAttempt(id, cur.Number+1, ps, now))
-	s.publishHandoff(next)
-	stored, err := s.store.UpdateSession(context.WithoutCancel(ctx), id, func(x *Session, _ *Outbox) error {
-		if x.Status != StatusActive || len(x.Attempts) != len(sess.Attempts) {
-			return ErrConflict // only possible if another node changed it; nothing to hand off
-		}
-		x.UpdatedAt, x.Attempts = now, next.Attempts
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("record restart: %w", err)
-	}
-	s.tracker.track(stored, s.nextPoll(now))
-	s.stats.restarts.Add(1)
-	s.logger.InfoContext(ctx, "session restarted", "session", id, "attempt", cur.Number+1, "reason", req.reason, "vccSession", ps.SessionGUID)
-	return stored, nil
-}
-
-func keyingError(what string) *Error {
-	return Errorf(CodeSessionWrongState, "The customer is keying card details right now; the session cannot be %s until they finish.", what).
-		WithFix("Wait for the payment to finish; paybridge reports the outcome by itself.")
-}
-
-// poll asks VCC for the current attempt's status and acts on it.
-func (s *Service) poll(ctx context.Context, id string) error {
-	sess, err := s.store.Session(ctx, id)
-	if err != nil {
-		return err
-	}
-	if sess.Status != StatusActive {
-		if sess.Status.Terminal() {
-			s.tracker.untrack(id)
-		}
-		return nil
-	}
-	m, err := s.merchant(ctx, sess.MerchantID)
-	if err != nil {
-		return err
-	}
-	a := sess.Current()
-	st, err := s.provider.SessionStatus(ctx, m, a.SessionGUID)
-	s.stats.polls.Add(1)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		s.stats.pollErrors.Add(1)
-	}
-	if errors.Is(err, ErrNotFound) {
-		// VCC no longer knows the provider session: it ended (and was purged) without a result.
-		st, err = &ProviderStatus{SessionGUID: a.SessionGUID, State: StateExpired}, nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.applyStatus(ctx, id, st)
-}
-
-// applyStatus acts on VCC's view of one provider session of session id.
-func (s *Service) applyStatus(ctx context.Context, id string, st *ProviderStatus) error {
-	switch {
-	case st.Completed():
-		unlock := s.locks.lock(id)
-		defer unlock()
-		sess, err := s.reload(ctx, id)
-		if err != nil {
-			return err
-		}
-		m, err := s.merchant(ctx, sess.MerchantID)
-		if err != nil {
-			return err
-		}
-		_, err = s.applyOutcomeLocked(ctx, sess, m, st)
-		return err
-	case st.EndedWithoutPayment():
-		sess, err := s.store.Session(ctx, id)
-		if err != nil {
-			return err
-		}
-		a := sess.AttemptByGUID(st.SessionGUID)
-		if a == nil || a.Number != len(sess.Attempts) {
-			return nil // an older attempt ended: expected, it was replaced
-		}
-		_, err = s.restart(ctx, id, restartRequest{attempt: a.Number, reason: EndProviderExpired, status: st})
-		if errors.Is(err, errStaleAttempt) {
-			return nil
-		}
-		return err
-	case st.ProviderSessionGUID != "":
-		return s.recordProviderGUID(ctx, id, st)
-	}
-	return nil
-}
-
-// recordProviderGUID keeps the provider's own session id for reconciliation, once.
-func (s *Service) recordProviderGUID(ctx context.Context, id string, st *ProviderStatus) error {
-	sess, err := s.store.Session(ctx, id)
-	if err != nil {
-		return err
-	}
-	if a := sess.AttemptByGUID(st.SessionGUID); a == nil || a.ProviderSessionGUID == st.ProviderSessionGUID {
-		return nil
-	}
-	_, err = s.store.UpdateSession(ctx, id, func(x *Session, _ *Outbox) error {
-		if a := x.AttemptByGUID(st.SessionGUID); a != nil {
-			a.ProviderSessionGUID = st.ProviderSessionGUID
-		}
-		return nil
-	})
-	return err
-}
-
-// applyOutcomeLocked turns a completed VCC result into succeeded or failed, verifying amount and
-// currency first. Results about an older attempt are not applied (they are logged loudly: money
-// may have moved on a replaced page, and someone must reconcile it).
-func (s *Service) applyOutcomeLocked(ctx context.Context, sess *Session, m *Merchant, st *ProviderStatus) (*Session, error) {
-	a := sess.AttemptByGUID(st.SessionGUID)
-	if a == nil || sess.Status.Terminal() || a.Number != len(sess.Attempts) {
-		if st.Decision == DecisionAccept {
-			s.logger.ErrorContext(ctx, "payment accepted on a session or attempt that is no longer current: reconcile with VCC",
-				"session", sess.ID, "status", sess.Status, "vccSession", st.SessionGUID)
-		}
-		return sess, nil
-	}
-	result := &Result{Decision: st.Decision, ReasonCode: st.ReasonCode, TransactionID: st.TransactionID}
-	guard := func(x *Session) error {
-		if c := x.Current(); c == nil || c.SessionGUID != st.SessionGUID {
-			return errStaleAttempt
-		}
-		if st.ProviderSessionGUID != "" {
-			x.Current().ProviderSessionGUID = st.ProviderSessionGUID
-		}
-		return nil
-	}
-	var done *Session
-	var err error
-	switch {
-	case st.Decision != DecisionAccept:
-		msg := fmt.Sprintf("The provider did not take the payment (decision %s", st.Decision)
-		if st.ReasonCode != "" {
-			msg += ", reason code " + st.ReasonCode
-		}
-		done, err = s.finishLocked(ctx, sess, m, StatusFailed, result, &Failure{Code: CodeProviderChargeFailed, Error: msg + ")."}, guard)
-	case !s.verified(sess, st):
-		msg := fmt.Sprintf("VCC reported %s %s for a session of %d %s; the payment was not marked as succeeded.",
-			orUnknown(st.Amount), orUnknown(st.Currency), sess.Amount, sess.Currency)
-		s.logger.ErrorContext(ctx, "transaction verification failed", "session", sess.ID, "vccSession", st.SessionGUID)
-		done, err = s.finishLocked(ctx, sess, m, StatusFailed, result, &Failure{Code: CodeTransactionVerificationFailed, Error: msg}, guard)
-	default:
-		done, err = s.finishLocked(ctx, sess, m, StatusSucceeded, result, nil, guard)
-	}
-	if errors.Is(err, errStaleAttempt) {
-		return sess, nil
-	}
-	return done, err
-}
-
-// verified reports whether VCC's result is for exactly the session's amount and currency. VCC
-// reports the result amount in minor units.
-func (s *Service) verified(sess *Session, st *ProviderStatus) bool {
-	amount, err := strconv.ParseInt(strings.TrimSpace(st.Amount), 10, 64)
-	return err == nil && amount == sess.Amount && strings.EqualFold(strings.TrimSpace(st.Currency), sess.Currency)
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
-}
-
-// finishLocked moves sess to a terminal status, with the merchant webhook in the same
-// transaction, then tells the agent. guard, if set, runs first inside the transaction.
-func (s *Service) finishLocked(ctx context.Context, sess *Session, m *Merchant, to Status, result *Result, failure *Failure, guard func(*Session) error) (*Session, error) {
-	now := s.clock.Now().UTC()
-	eventID := NewEventID()
-	done, err := s.store.UpdateSession(ctx, sess.ID, func(x *Session, out *Outbox) error {
-		if guard != nil {
-			if err := guard(x); err != nil {
-				return err
-			}
-		}
-		if err := x.SetStatus(to, now); err != nil {
-			return err
-		}
-		x.Result, x.Failure = result, failure
-		if m.Webhook.URL != "" {
-			msg, err := webhookMessage(eventID, m.ID, x, now)
-			if err != nil {
-				return err
-			}
-			out.Add(msg)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.tracker.untrack(sess.ID)
-	for i, status := range terminalStatuses {
-		if status == to {
-			s.stats.terminal[i].Add(1)
-		}
-	}
-	data := SessionEventData{Session: done.View()}
-	if failure != nil {
-		data.Code, data.Error, data.Fix = failure.Code, failure.Error, Info(failure.Code).Fix
-	}
-	s.publish(done, TerminalEvent(to), eventID, data)
-	s.logger.InfoContext(ctx, "session "+string(to), "session", done.ID, "merchant", done.MerchantID, "code", data.Code)
-	return done, nil
-}
-
-// WebhookPayload is the body of a merchant webhook (DESIGN section 3).
-type WebhookPayload struct {
-	ID       string       `json:"id"`
-	Type     EventType    `json:"type"`
-	Created  int64        `json:"created"`
-	Livemode bool         `json:"livemode"`
-	Data     *SessionView `json:"data"`
-}
-
-func webhookMessage(eventID, merchantID string, sess *Session, now time.Time) (*OutboxMessage, error) {
-	typ := TerminalEvent(sess.Status)
-	body, err := json.Marshal(WebhookPayload{ID: eventID, Type: typ, Created: now.Unix(), Livemode: sess.Mode == ModeLive, Data: sess.View()})
-	if err != nil {
-		return nil, err
-	}
-	return &OutboxMessage{ID: eventID, MerchantID: merchantID, Type: typ, Payload: body, CreatedAt: now, NextAttemptAt: now}, nil
-}
-
-// reload reads session id and, if its TTL has passed while it was open, expires it. Call it with
-// the session's lock held.
-func (s *Service) reload(ctx context.Context, id string) (*Session, error) {
-	sess, err := s.store.Session(ctx, id)
-	if err != nil {
-		return nil, s.notFound(err)
-	}
-	if sess.Status.Terminal() || s.clock.Now().Before(sess.ExpiresAt) {
-		return sess, nil
-	}
-	m, err := s.merchant(ctx, sess.MerchantID)
-	if err != nil {
-		return nil, err
-	}
-	return s.finishLocked(ctx, sess, m, StatusExpired, nil, nil, nil)
 }
 
 // checkOpen answers 410 for an expired session and 409 for any other terminal one.
@@ -813,198 +518,6 @@ func (s *Service) openTokens(sess *Session) error {
 		return Errorf(CodeSessionIntegrityError, "The provider tokens of session %s could not be opened.", sess.ID).WithCause(err)
 	}
 	a.BearerToken, a.RefreshToken = pair[0], pair[1]
-	return nil
-}
-
-// HandoffEventData is the data of a session.handoff event.
-type HandoffEventData struct {
-	*Handoff
-	Session *SessionView `json:"session"`
-}
-
-func (s *Service) publishHandoff(sess *Session) {
-	if h := sess.Handoff(s.lifetime); h != nil {
-		s.publish(sess, EventHandoff, "", HandoffEventData{Handoff: h, Session: sess.View()})
-	}
-}
-
-func (s *Service) publish(sess *Session, typ EventType, id string, data any) {
-	if id == "" {
-		id = NewEventID()
-	}
-	s.publisher.Publish(&Event{
-		Agent: AgentRef{MerchantID: sess.MerchantID, Mode: sess.Mode, AgentID: sess.AgentID},
-		Type:  typ, ID: id, SessionID: sess.ID, Data: data,
-	})
-}
-
-// ReadyData is the data of the ready event a socket gets first: who it is and the agent's open
-// sessions with their current handoffs.
-type ReadyData struct {
-	MerchantID string          `json:"merchantId"`
-	Mode       Mode            `json:"mode"`
-	AgentID    string          `json:"agentId"`
-	Sessions   []SnapshotEntry `json:"sessions"`
-}
-
-// SnapshotEntry is one open session in a ready snapshot.
-type SnapshotEntry struct {
-	Session *SessionView `json:"session"`
-	Handoff *Handoff     `json:"handoff,omitempty"`
-}
-
-// RefreshAgent restarts every open session of agent whose current attempt is older than the
-// provider lifetime (trigger 2): call it when an agent's socket connects, before the snapshot, so
-// a reconnecting agent never gets a page the provider will refuse.
-func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
-	if err := s.ensureLoaded(ctx); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
-	defer cancel()
-	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
-	for _, id := range s.tracker.ofAgent(agent) {
-		sess, err := s.Session(ctx, sc, id)
-		if err != nil {
-			continue
-		}
-		a := sess.Current()
-		if sess.Status != StatusActive || a == nil || s.clock.Now().Before(a.StartedAt.Add(s.lifetime)) {
-			continue
-		}
-		if _, err := s.restart(ctx, id, restartRequest{attempt: a.Number, reason: EndLifetimeElapsed}); err != nil && !errors.Is(err, errStaleAttempt) {
-			s.logger.WarnContext(ctx, "restart on reconnect", "session", id, "err", err)
-		}
-	}
-	return nil
-}
-
-// AgentSnapshot returns agent's open sessions with their current handoffs.
-func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData, error) {
-	if err := s.ensureLoaded(ctx); err != nil {
-		return nil, err
-	}
-	out := &ReadyData{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID, Sessions: []SnapshotEntry{}}
-	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
-	for _, id := range s.tracker.ofAgent(agent) {
-		sess, err := s.Session(ctx, sc, id)
-		if err != nil {
-			s.logger.WarnContext(ctx, "snapshot session", "session", id, "err", err)
-			continue
-		}
-		if sess.Status.Terminal() {
-			continue
-		}
-		entry := SnapshotEntry{Session: sess.View()}
-		if err := s.openTokens(sess); err != nil {
-			s.logger.ErrorContext(ctx, "snapshot tokens", "session", id, "err", err)
-		} else {
-			entry.Handoff = sess.Handoff(s.lifetime)
-		}
-		out.Sessions = append(out.Sessions, entry)
-	}
-	return out, nil
-}
-
-// Run resumes tracking the open sessions in the store and then, until ctx ends, polls VCC for
-// active sessions and expires those past their TTL.
-func (s *Service) Run(ctx context.Context) error {
-	if err := s.ensureLoaded(ctx); err != nil {
-		s.logger.ErrorContext(ctx, "load open sessions", "err", err)
-	}
-	t := time.NewTicker(s.sweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			s.Sweep(ctx)
-		}
-	}
-}
-
-// Sweep does one round of background work, due by the service's clock: expire sessions past
-// their TTL, fail sessions left pending by a process that died mid-create, and poll VCC for
-// active sessions whose poll is due. It returns when that round is done.
-func (s *Service) Sweep(ctx context.Context) {
-	if err := s.ensureLoaded(ctx); err != nil {
-		s.logger.ErrorContext(ctx, "load open sessions", "err", err)
-		return
-	}
-	now := s.clock.Now()
-	due := s.tracker.due(now)
-	sem := make(chan struct{}, s.pollConcurrency)
-	var wg sync.WaitGroup
-	for _, d := range due {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
-			defer cancel()
-			var err error
-			switch {
-			case !now.Before(d.expiresAt):
-				unlock := s.locks.lock(d.id)
-				_, err = s.reload(ctx, d.id)
-				unlock()
-			case d.pending:
-				err = s.failAbandoned(ctx, d.id)
-			default:
-				err = s.poll(ctx, d.id)
-			}
-			if err != nil && ctx.Err() == nil {
-				s.logger.WarnContext(ctx, "background session work", "session", d.id, "err", err)
-			}
-			s.tracker.done(d.id, s.nextPoll(s.clock.Now()))
-		})
-	}
-	wg.Wait()
-}
-
-// failAbandoned fails a session whose create never finished (the process stopped during it).
-func (s *Service) failAbandoned(ctx context.Context, id string) error {
-	unlock := s.locks.lock(id)
-	defer unlock()
-	sess, err := s.reload(ctx, id)
-	if err != nil || sess.Status != StatusPending {
-		return err
-	}
-	m, err := s.merchant(ctx, sess.MerchantID)
-	if err != nil {
-		return err
-	}
-	_, err = s.finishLocked(ctx, sess, m, StatusFailed, nil, &Failure{Code: CodeInternalError,
-		Error: "paybridge stopped while starting this session; create a new session."}, nil)
-	return err
-}
-
-// nextPoll spreads polls by ±20% so sessions created together do not poll together.
-func (s *Service) nextPoll(now time.Time) time.Time {
-	jitter := 0.8 + 0.4*rand.Float64()
-	return now.Add(time.Duration(float64(s.pollInterval) * jitter))
-}
-
-// ensureLoaded fills the tracker from the store's open sessions once; after a restart this is
-// what resumes polling and expiry.
-func (s *Service) ensureLoaded(ctx context.Context) error {
-	s.tracker.loadMu.Lock()
-	defer s.tracker.loadMu.Unlock()
-	if s.tracker.loaded {
-		return nil
-	}
-	open, err := s.store.OpenSessions(ctx)
-	if err != nil {
-		return err
-	}
-	now := s.clock.Now()
-	for _, sess := range open {
-		s.tracker.trackIfAbsent(sess, now, now.Add(pendingGrace))
-	}
-	s.tracker.loaded = true
-	if len(open) > 0 {
-		s.logger.InfoContext(ctx, "resumed open sessions", "count", len(open))
-	}
 	return nil
 }
 

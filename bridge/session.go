@@ -104,6 +104,9 @@ type Attempt struct {
 	StartedAt           time.Time `json:"startedAt"`
 	EndedAt             time.Time `json:"endedAt,omitzero"`
 	EndReason           EndReason `json:"endReason,omitempty"`
+	// ProviderEnded records that VCC reported this provider session over (or purged): no payment
+	// can arrive on it any more, so it is not asked about again.
+	ProviderEnded bool `json:"providerEnded,omitempty"`
 }
 
 // Result is the verified outcome of a finished payment.

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -21,15 +22,19 @@ type tracked struct {
 	id        string
 	agent     AgentRef
 	createdAt time.Time
-	expiresAt time.Time
+	expiresAt time.Time // when to settle it: its TTL, or later while an expiry is postponed
 	nextPoll  time.Time // for a pending session: when to give up on it
+	olderAt   time.Time // when replaced attempts were last asked about
 	pending   bool
 	busy      bool // a sweep is working on it
 }
 
 func (t *tracker) put(item *tracked) {
 	if old := t.items[item.id]; old != nil {
-		item.busy = old.busy
+		item.busy, item.olderAt = old.busy, old.olderAt
+		if old.expiresAt.After(item.expiresAt) {
+			item.expiresAt = old.expiresAt // a postponed expiry stays postponed
+		}
 	}
 	t.items[item.id] = item
 	if t.byAgent == nil {
@@ -155,38 +160,77 @@ func (t *tracker) done(id string, next time.Time) {
 	}
 }
 
-// keyedMutex serialises work on one key (a session id) without a global lock.
+// release ends a sweep's claim on id without doing its work: it is due again next round.
+func (t *tracker) release(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if it := t.items[id]; it != nil {
+		it.busy = false
+	}
+}
+
+// postpone moves id's next expiry check to until.
+func (t *tracker) postpone(id string, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if it := t.items[id]; it != nil {
+		it.expiresAt = until
+	}
+}
+
+// olderDue reports whether id's replaced attempts are due to be asked about at now, and if so
+// records that they are being asked.
+func (t *tracker) olderDue(id string, now time.Time, every time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	it := t.items[id]
+	if it == nil || now.Sub(it.olderAt) < every {
+		return false
+	}
+	it.olderAt = now
+	return true
+}
+
+// keyedMutex serialises work on one key (a session id) without a global lock. Waiting for a
+// key honours the waiter's context: work that holds a session for long (a restart waiting on a
+// slow VCC) delays others only as long as they are willing to wait.
 type keyedMutex struct {
 	mu    sync.Mutex
 	locks map[string]*keyedLock
 }
 
 type keyedLock struct {
-	mu      sync.Mutex
+	held    chan struct{} // one slot: full while someone holds the key
 	waiters int
 }
 
-// lock takes the lock for key and returns its unlock.
-func (k *keyedMutex) lock(key string) func() {
+// lock takes the lock for key, or gives up when ctx ends, and returns its unlock.
+func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
 	k.mu.Lock()
 	if k.locks == nil {
 		k.locks = make(map[string]*keyedLock)
 	}
 	l := k.locks[key]
 	if l == nil {
-		l = &keyedLock{}
+		l = &keyedLock{held: make(chan struct{}, 1)}
 		k.locks[key] = l
 	}
 	l.waiters++
 	k.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		k.mu.Lock()
-		l.waiters--
-		if l.waiters == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
+	select {
+	case l.held <- struct{}{}:
+		return func() { <-l.held; k.leave(key, l) }, nil
+	case <-ctx.Done():
+		k.leave(key, l)
+		return nil, ctx.Err()
+	}
+}
+
+func (k *keyedMutex) leave(key string, l *keyedLock) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l.waiters--
+	if l.waiters == 0 {
+		delete(k.locks, key)
 	}
 }

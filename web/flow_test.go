@@ -59,10 +59,14 @@ func TestFullFlow(t *testing.T) {
 	assert.Empty(t, page2.Header.Get("X-Frame-Options"))
 	assert.Contains(t, body(t, page2), `data-pcipal-state="capture"`)
 
-	// A late report about attempt 1 is ignored: the reply to the message sent after it arrives
-	// next, with no restart in between (the socket handles messages in order).
+	// A late report about attempt 1 restarts nothing: that socket evidently missed attempt 2,
+	// so it gets attempt 2's handoff again; then the reply to the message sent after it (the
+	// socket handles messages in order), with no restart in between.
 	agent.send(map[string]any{"type": "frame.refused", "sessionId": created.ID, "attempt": 1})
 	agent.send(map[string]any{"type": "no.such.message"})
+	again := agent.handoff()
+	assert.Equal(t, 2, again.Attempt)
+	assert.Equal(t, second.FormFields, again.FormFields)
 	agent.next("error")
 	assert.Equal(t, 2, h.getSession(created.ID).Attempt)
 

@@ -1,0 +1,133 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+)
+
+// HandoffEventData is the data of a session.handoff event.
+type HandoffEventData struct {
+	*Handoff
+	Session *SessionView `json:"session"`
+}
+
+// publishHandoff pushes the handoff of sess's current attempt, whose tokens are in memory.
+func (s *Service) publishHandoff(sess *Session) {
+	if h := sess.Handoff(s.lifetime); h != nil {
+		s.publish(sess, EventHandoff, "", HandoffEventData{Handoff: h, Session: sess.View()})
+	}
+}
+
+func (s *Service) publish(sess *Session, typ EventType, id string, data any) {
+	if id == "" {
+		id = NewEventID()
+	}
+	s.publisher.Publish(&Event{
+		Agent: AgentRef{MerchantID: sess.MerchantID, Mode: sess.Mode, AgentID: sess.AgentID},
+		Type:  typ, ID: id, SessionID: sess.ID, Data: data,
+	})
+}
+
+// ReadyData is the data of the ready event a socket gets first: who it is and the agent's open
+// sessions with their current handoffs.
+type ReadyData struct {
+	MerchantID string          `json:"merchantId"`
+	Mode       Mode            `json:"mode"`
+	AgentID    string          `json:"agentId"`
+	Sessions   []SnapshotEntry `json:"sessions"`
+}
+
+// SnapshotEntry is one open session in a ready snapshot.
+type SnapshotEntry struct {
+	Session *SessionView `json:"session"`
+	Handoff *Handoff     `json:"handoff,omitempty"`
+}
+
+// RefreshAgent restarts every open session of agent whose current attempt is older than the
+// provider lifetime (trigger 2): call it when an agent's socket connects, before the snapshot, so
+// a reconnecting agent never gets a page the provider will refuse.
+func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
+	if err := s.ensureLoaded(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
+	for _, id := range s.tracker.ofAgent(agent) {
+		sess, err := s.Session(ctx, sc, id)
+		if err != nil {
+			continue
+		}
+		a := sess.Current()
+		if sess.Status != StatusActive || a == nil || s.clock.Now().Before(a.StartedAt.Add(s.lifetime)) {
+			continue
+		}
+		if _, err := s.restart(ctx, id, restartRequest{attempt: a.Number, reason: EndLifetimeElapsed}); err != nil && !errors.Is(err, errStaleAttempt) {
+			s.logger.WarnContext(ctx, "restart on reconnect", "session", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// AgentSnapshot returns agent's open sessions with their current handoffs. Each session is read
+// under its lock, so a create or restart in flight is waited for, never half seen: together with
+// subscribing before the snapshot, a connecting socket misses no handoff.
+func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData, error) {
+	if err := s.ensureLoaded(ctx); err != nil {
+		return nil, err
+	}
+	out := &ReadyData{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID, Sessions: []SnapshotEntry{}}
+	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
+	for _, id := range s.tracker.ofAgent(agent) {
+		sess, err := s.lockedRead(ctx, sc, id)
+		if err != nil {
+			s.logger.WarnContext(ctx, "snapshot session", "session", id, "err", err)
+			continue
+		}
+		if sess.Status.Terminal() {
+			continue
+		}
+		entry := SnapshotEntry{Session: sess.View()}
+		if sess.Status == StatusActive {
+			h, err := s.handoffData(sess)
+			if err != nil {
+				s.logger.ErrorContext(ctx, "snapshot tokens", "session", id, "err", err)
+			} else if h != nil {
+				entry.Handoff = h.Handoff
+			}
+		}
+		out.Sessions = append(out.Sessions, entry)
+	}
+	return out, nil
+}
+
+// lockedRead reads session id within scope under its lock, settling it if its TTL has passed.
+func (s *Service) lockedRead(ctx context.Context, sc Scope, id string) (*Session, error) {
+	if _, err := s.scoped(ctx, sc, id); err != nil {
+		return nil, err
+	}
+	// Wait a little for a create or restart in flight. If it takes longer (VCC is slow), its
+	// handoff is not out yet either: it will reach this socket as an event, after subscribing.
+	lockCtx, cancel := context.WithTimeout(ctx, snapshotLockWait)
+	defer cancel()
+	unlock, err := s.locks.lock(lockCtx, id)
+	if err != nil {
+		return s.store.Session(ctx, id)
+	}
+	defer unlock()
+	return s.reload(ctx, id)
+}
+
+// handoffData returns the handoff of sess's current attempt, its tokens opened, or nil if the
+// attempt has ended.
+func (s *Service) handoffData(sess *Session) (*HandoffEventData, error) {
+	c := sess.Clone()
+	if err := s.openTokens(c); err != nil {
+		return nil, err
+	}
+	h := c.Handoff(s.lifetime)
+	if h == nil {
+		return nil, nil
+	}
+	return &HandoffEventData{Handoff: h, Session: c.View()}, nil
+}

@@ -1,0 +1,146 @@
+package bridge
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Run resumes tracking the open sessions in the store and then, until ctx ends, polls VCC for
+// active sessions and settles those past their TTL. Each tick starts what is due in free work
+// slots and does not wait for it: a slow VCC answer holds up its own session, not the others.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.ensureLoaded(ctx); err != nil {
+		s.logger.ErrorContext(ctx, "load open sessions", "err", err)
+	}
+	t := time.NewTicker(s.sweepInterval)
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.sweep(ctx, &wg, false)
+		}
+	}
+}
+
+// Sweep does one round of background work, due by the service's clock: settle sessions past
+// their TTL, fail sessions left pending by a process that died mid-create, and poll VCC for
+// active sessions whose poll is due. It returns when that round is done.
+func (s *Service) Sweep(ctx context.Context) {
+	var wg sync.WaitGroup
+	s.sweep(ctx, &wg, true)
+	wg.Wait()
+}
+
+// sweep starts the due work on the service's shared slots, sessions past their TTL first. With
+// wait false, work that finds no free slot is left for the next round.
+func (s *Service) sweep(ctx context.Context, wg *sync.WaitGroup, wait bool) {
+	if err := s.ensureLoaded(ctx); err != nil {
+		s.logger.ErrorContext(ctx, "load open sessions", "err", err)
+		return
+	}
+	now := s.clock.Now()
+	due := s.tracker.due(now)
+	slices.SortStableFunc(due, func(a, b tracked) int {
+		return boolRank(!now.Before(a.expiresAt)) - boolRank(!now.Before(b.expiresAt))
+	})
+	for i, d := range due {
+		if wait {
+			s.work <- struct{}{}
+		} else {
+			select {
+			case s.work <- struct{}{}:
+			default:
+				for _, left := range due[i:] {
+					s.tracker.release(left.id)
+				}
+				return
+			}
+		}
+		wg.Go(func() {
+			defer func() { <-s.work }()
+			ctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+			defer cancel()
+			var err error
+			switch {
+			case !now.Before(d.expiresAt):
+				var unlock func()
+				if unlock, err = s.locks.lock(ctx, d.id); err == nil {
+					_, err = s.reload(ctx, d.id)
+					unlock()
+				}
+			case d.pending:
+				err = s.failAbandoned(ctx, d.id)
+			default:
+				err = s.poll(ctx, d.id)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.logger.WarnContext(ctx, "background session work", "session", d.id, "err", err)
+			}
+			s.tracker.done(d.id, s.nextPoll(s.clock.Now()))
+		})
+	}
+}
+
+// boolRank orders true before false.
+func boolRank(b bool) int {
+	if b {
+		return 0
+	}
+	return 1
+}
+
+// failAbandoned fails a session whose create never finished (the process stopped during it).
+func (s *Service) failAbandoned(ctx context.Context, id string) error {
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sess, err := s.reload(ctx, id)
+	if err != nil || sess.Status != StatusPending {
+		return err
+	}
+	m, err := s.merchant(ctx, sess.MerchantID)
+	if err != nil {
+		return err
+	}
+	_, err = s.finishLocked(ctx, sess, m, finish{to: StatusFailed, failure: &Failure{Code: CodeInternalError,
+		Error: "paybridge stopped while starting this session; create a new session."}})
+	return err
+}
+
+// nextPoll spreads polls by ±20% so sessions created together do not poll together.
+func (s *Service) nextPoll(now time.Time) time.Time {
+	jitter := 0.8 + 0.4*rand.Float64()
+	return now.Add(time.Duration(float64(s.pollInterval) * jitter))
+}
+
+// ensureLoaded fills the tracker from the store's open sessions once; after a restart this is
+// what resumes polling and expiry.
+func (s *Service) ensureLoaded(ctx context.Context) error {
+	s.tracker.loadMu.Lock()
+	defer s.tracker.loadMu.Unlock()
+	if s.tracker.loaded {
+		return nil
+	}
+	open, err := s.store.OpenSessions(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now()
+	for _, sess := range open {
+		s.tracker.trackIfAbsent(sess, now, now.Add(pendingGrace))
+	}
+	s.tracker.loaded = true
+	if len(open) > 0 {
+		s.logger.InfoContext(ctx, "resumed open sessions", "count", len(open))
+	}
+	return nil
+}
