@@ -35,12 +35,31 @@ func bearer(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// authMemo remembers a request's authentication, so the idempotency layer and the handler check
-// the key once.
+// authMemo remembers a request's authentication, so the idempotency layer (which authorizes
+// before it may replay anything) and the handler check the key and the agent token once.
 type authMemo struct {
 	done bool
 	p    *bridge.Principal
 	err  error
+
+	callerDone bool // secretOrAgent has run
+	caller     *caller
+	callerErr  error
+}
+
+// authorizer is an endpoint's own authorization check. The idempotency layer runs it before
+// replaying a stored response, so a replay is never an answer the caller could not get afresh.
+type authorizer func(r *http.Request) (*caller, error)
+
+// principal adapts a check that yields a key's principal to an authorizer.
+func principal(check func(r *http.Request) (*bridge.Principal, error)) authorizer {
+	return func(r *http.Request) (*caller, error) {
+		p, err := check(r)
+		if err != nil {
+			return nil, err
+		}
+		return &caller{Principal: p}, nil
+	}
 }
 
 // authenticate resolves the request's API key.
@@ -76,9 +95,39 @@ func (s *Server) secret(r *http.Request) (*bridge.Principal, error) {
 	return p, nil
 }
 
+// keyManager authenticates a key-management endpoint (create, roll, revoke): a secret key that
+// has not been rolled.
+func (s *Server) keyManager(r *http.Request) (*bridge.Principal, error) {
+	p, err := s.secret(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.CanManageKeys(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // secretOrAgent authenticates an endpoint open to a secret key or to a browser holding a
-// publishable key (from an allowed Origin) and an agent token in X-Agent-Token.
+// publishable key (from an allowed Origin) and an agent token in X-Agent-Token. The answer is
+// memoised for the request like authenticate's.
 func (s *Server) secretOrAgent(r *http.Request) (*caller, error) {
+	var memo *authMemo
+	if info := infoOf(r); info != nil {
+		memo = &info.auth
+	}
+	if memo != nil && memo.callerDone {
+		return memo.caller, memo.callerErr
+	}
+	c, err := s.checkSecretOrAgent(r)
+	if memo != nil {
+		memo.callerDone, memo.caller, memo.callerErr = true, c, err
+	}
+	return c, err
+}
+
+// checkSecretOrAgent is secretOrAgent without the memo.
+func (s *Server) checkSecretOrAgent(r *http.Request) (*caller, error) {
 	p, err := s.authenticate(r)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"time"
@@ -16,57 +18,71 @@ import (
 const (
 	// maxIdempotencyKey is the longest Idempotency-Key accepted.
 	maxIdempotencyKey = 255
-	// idempotencyStale is how long a first request may stay in flight before a duplicate decides
-	// its process died and runs the request itself.
+	// idempotencyStale is how long a first request another process started after this one may
+	// stay in flight before a duplicate decides that process died and runs the request itself.
 	idempotencyStale = 2 * time.Minute
 	// idempotencyPoll is how often a duplicate rereads a record another process holds.
 	idempotencyPoll = 50 * time.Millisecond
 )
 
 // idempotent gives a POST handler Stripe-style idempotency: with an Idempotency-Key, the first
-// response is stored (24 h by default, durably) and replayed for the same key and body with
-// Idempotent-Replayed: true; the same key with another body is a validation_error; a duplicate
-// arriving while the first is in flight waits for it. Server errors and 429s are not stored, so
-// a retry runs again.
-func (s *Server) idempotent(h handlerFunc) handlerFunc {
+// response is stored (24 h by default, durably, sealed) and replayed for the same key and body
+// with Idempotent-Replayed: true; the same key with another body is a validation_error; a
+// duplicate arriving while the first is in flight waits for it. Server errors and 429s are not
+// stored, so a retry runs again.
+//
+// authorize is the endpoint's own authorization, and it runs before anything is reserved or
+// replayed: a stored response may hold a credential (a new API key, an agent token), and a replay
+// must never give a caller what the endpoint would refuse it. Keys are scoped to the caller's API
+// key and, for a browser caller, its agent, so neither another key of the merchant nor another
+// agent behind the same publishable key can reach a response by guessing its Idempotency-Key.
+func (s *Server) idempotent(authorize authorizer, h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		key := r.Header.Get("Idempotency-Key")
 		if key == "" {
 			return h(w, r)
 		}
+		c, err := authorize(r)
+		if err != nil {
+			return err
+		}
 		if len(key) > maxIdempotencyKey || !printableASCII(key) {
 			return bridge.Errorf(bridge.CodeValidationError, "Idempotency-Key must be 1 to %d printable ASCII characters.", maxIdempotencyKey).
 				WithParam("Idempotency-Key").WithFix("Use a UUID (or any unique string of up to 255 printable characters) per logical operation.")
-		}
-		p, err := s.authenticate(r)
-		if err != nil {
-			return err
 		}
 		body, err := readBody(w, r)
 		if err != nil {
 			return err
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		scope := p.Merchant.ID + "\x00" + string(p.Key.Mode) + "\x00" + key
+		scope := idempotencyScope(c, key)
 		sum := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + "\n" + string(body)))
 		hash := hex.EncodeToString(sum[:])
 
-		done, err := s.reserveIdempotency(r.Context(), scope, hash)
+		done, held, err := s.reserveIdempotency(r.Context(), scope, hash)
 		if err != nil {
 			return err
 		}
 		if done != nil {
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			hdr := w.Header()
+			hdr.Set("Idempotent-Replayed", "true")
+			hdr.Set("Content-Type", "application/json; charset=utf-8")
+			hdr.Set("Cache-Control", "no-store")
 			w.WriteHeader(done.Status)
-			_, _ = w.Write(done.Body)
+			_, _ = w.Write(replaceRequestID(done.Body, RequestID(r.Context())))
 			return nil
 		}
-		finished := make(chan struct{})
-		s.inflight.Store(scope, finished)
+		// This request holds scope; its duplicates in this process wait on held.
+		recorded := false
 		defer func() {
-			s.inflight.Delete(scope)
-			close(finished)
+			if !recorded {
+				// The handler panicked: free the key for a retry rather than leave a reservation
+				// that nobody will finish.
+				if err := s.store.ReleaseIdempotency(context.WithoutCancel(r.Context()), scope); err != nil {
+					s.logger.ErrorContext(r.Context(), "release idempotency key", "err", err)
+				}
+			}
+			s.finishInflight(scope, held)
 		}()
 
 		rec := &responseRecorder{header: w.Header(), status: http.StatusOK}
@@ -79,56 +95,163 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 			if err := s.store.ReleaseIdempotency(ctx, scope); err != nil {
 				s.logger.ErrorContext(ctx, "release idempotency key", "err", err)
 			}
-		} else if err := s.store.CompleteIdempotency(ctx, scope, rec.status, rec.body.Bytes()); err != nil {
-			s.logger.ErrorContext(ctx, "record idempotent response", "err", err)
+		} else {
+			// Sealed, because some responses carry a credential (a new API key, an agent token)
+			// that must not sit readable in the data file; the scope as associated data keeps a
+			// sealed body from being replayed under another scope.
+			sealed := s.keyring.Seal(rec.body.Bytes(), []byte(scope))
+			if err := s.store.CompleteIdempotency(ctx, scope, rec.status, sealed); err != nil {
+				s.logger.ErrorContext(ctx, "record idempotent response", "err", err)
+			}
 		}
+		recorded = true
 		w.WriteHeader(rec.status)
 		_, _ = w.Write(rec.body.Bytes())
 		return nil
 	}
 }
 
-// reserveIdempotency claims scope for this request (returning nil) or returns the finished
-// record to replay, waiting while another request holds it.
-func (s *Server) reserveIdempotency(ctx context.Context, scope, hash string) (*bridge.IdempotencyRecord, error) {
+// idempotencyScope is the store key of an Idempotency-Key: the merchant, mode, API key and (for a
+// browser caller) agent it belongs to, then the client's key. NUL cannot occur in any part.
+func idempotencyScope(c *caller, key string) string {
+	agent := ""
+	if c.agent != nil {
+		agent = c.agent.AgentID
+	}
+	return c.Merchant.ID + "\x00" + string(c.Key.Mode) + "\x00" + c.Key.ID + "\x00" + agent + "\x00" + key
+}
+
+// reservation is what one attempt to reserve a scope found: exactly one field is set.
+type reservation struct {
+	held   chan struct{}             // the scope is now this request's; close when it finishes
+	replay *bridge.IdempotencyRecord // a finished response, its body opened
+	wait   <-chan struct{}           // closed when this process's first request finishes
+	poll   bool                      // another live process holds the scope
+}
+
+// reserveIdempotency claims scope for this request, returning the channel its duplicates wait
+// on, or returns the finished record to replay, its body opened, waiting while another request
+// holds it.
+func (s *Server) reserveIdempotency(ctx context.Context, scope, hash string) (*bridge.IdempotencyRecord, chan struct{}, error) {
+	for {
+		res, err := s.tryReserve(ctx, scope, hash)
+		if err != nil {
+			return nil, nil, err
+		}
+		var wake <-chan time.Time
+		switch {
+		case res.held != nil || res.replay != nil:
+			return res.replay, res.held, nil
+		case res.poll:
+			wake = time.After(idempotencyPoll)
+		}
+		select {
+		case <-res.wait:
+		case <-wake:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// tryReserve makes one attempt at scope. It runs under the scope's lock, so that within this
+// process deciding a record is dead (or unreadable), releasing it and reserving anew is one step:
+// two requests can never both release and both run.
+func (s *Server) tryReserve(ctx context.Context, scope, hash string) (reservation, error) {
+	mu := &s.reserveLocks[maphash.String(s.lockSeed, scope)%uint64(len(s.reserveLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	for {
 		now := s.clock.Now()
 		existing, err := s.store.ReserveIdempotency(ctx, &bridge.IdempotencyRecord{
 			Key: scope, RequestHash: hash, CreatedAt: now, ExpiresAt: now.Add(s.idempotencyTTL)})
 		if err != nil {
-			return nil, err
+			return reservation{}, err
 		}
 		switch {
 		case existing == nil:
-			return nil, nil
+			held := make(chan struct{})
+			s.inflight.Store(scope, held)
+			return reservation{held: held}, nil
 		case existing.RequestHash != hash:
-			return nil, bridge.Errorf(bridge.CodeValidationError, "This Idempotency-Key was already used with a different request.").
+			return reservation{}, bridge.Errorf(bridge.CodeValidationError, "This Idempotency-Key was already used with a different request.").
 				WithParam("Idempotency-Key").WithFix("Use a new Idempotency-Key for a new request; reuse a key only to retry the very same request.")
 		case existing.Done:
-			return existing, nil
-		}
-		// In flight: wait for it here, or poll if another process holds it.
-		if ch, ok := s.inflight.Load(scope); ok {
-			select {
-			case <-ch.(chan struct{}):
-			case <-ctx.Done():
-				return nil, ctx.Err()
+			body, err := s.keyring.Open(existing.Body, []byte(scope))
+			if err == nil {
+				existing.Body = body
+				return reservation{replay: existing}, nil
 			}
-			continue
-		}
-		if now.Sub(existing.CreatedAt) > idempotencyStale {
-			// Its owner died mid-request (the reservation is durable, the process was not).
-			if err := s.store.ReleaseIdempotency(ctx, scope); err != nil && !errors.Is(err, bridge.ErrNotFound) {
-				return nil, err
+			// Written under another master key, tampered with, or from before bodies were
+			// sealed: run the request again rather than replay what cannot be checked.
+			s.logger.ErrorContext(ctx, "stored idempotent response cannot be opened; running the request again", "err", err)
+		default: // in flight
+			if ch, ok := s.inflight.Load(scope); ok {
+				return reservation{wait: ch.(chan struct{})}, nil
 			}
-			continue
+			// Every reservation this process holds is in s.inflight, so this one was made by
+			// another process. Made before this process started, it belongs to one that died
+			// mid-request (kill -9): the reservation is durable, the process was not. With a
+			// single-node store no other process can be alive; otherwise give its owner
+			// idempotencyStale to finish.
+			if !existing.CreatedAt.Before(s.started) && now.Sub(existing.CreatedAt) <= idempotencyStale {
+				return reservation{poll: true}, nil
+			}
+			s.logger.WarnContext(ctx, "releasing an idempotency reservation whose process is gone", "reservedAt", existing.CreatedAt)
 		}
-		select {
-		case <-time.After(idempotencyPoll):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := s.store.ReleaseIdempotency(ctx, scope); err != nil && !errors.Is(err, bridge.ErrNotFound) {
+			return reservation{}, err
 		}
 	}
+}
+
+// finishInflight wakes the duplicates waiting on this process's request for scope. It runs after
+// the record is completed or released, so they find the outcome. Once released, the scope may
+// already be another request's, with its own channel: only held is removed.
+func (s *Server) finishInflight(scope string, held chan struct{}) {
+	s.inflight.CompareAndDelete(scope, held)
+	close(held)
+}
+
+// replaceRequestID returns body with a top-level "requestId" set to id, so that a replayed error
+// names the request it answers, like its X-Request-Id header. Anything else (not a JSON object,
+// no requestId) is returned unchanged; the other members keep their order and bytes.
+func replaceRequestID(body []byte, id string) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return body
+	}
+	var out bytes.Buffer
+	out.WriteByte('{')
+	found := false
+	for dec.More() {
+		t, err := dec.Token()
+		name, ok := t.(string)
+		if err != nil || !ok {
+			return body
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return body
+		}
+		if name == "requestId" {
+			value, _ = json.Marshal(id)
+			found = true
+		}
+		if out.Len() > 1 {
+			out.WriteByte(',')
+		}
+		quoted, _ := json.Marshal(name)
+		out.Write(quoted)
+		out.WriteByte(':')
+		out.Write(value)
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') || !found {
+		return body
+	}
+	out.WriteByte('}')
+	out.Write(body[dec.InputOffset():]) // the trailing newline writeJSON adds
+	return out.Bytes()
 }
 
 // responseRecorder keeps a handler's status and body so they can be stored before being sent.

@@ -20,7 +20,7 @@ type RateLimit struct {
 	Window time.Duration
 }
 
-// limiter keeps one bucket per key (an API key id, a client IP), sharded so that one busy key
+// limiter keeps one bucket per key (an API key id, maybe with an agent id; a client IP), sharded so that one busy key
 // never waits on another's lock.
 type limiter struct {
 	limit  RateLimit
@@ -117,11 +117,25 @@ func (s *Server) limitPerIP(next http.Handler) http.Handler {
 	})
 }
 
-// limitPerKey meters session creates by API key; its headers replace the per-IP ones.
-func (s *Server) limitPerKey(w http.ResponseWriter, key *bridge.APIKey) error {
-	q := s.perKey.take(key.ID)
+// limitPerKey meters session creates per credential; its headers replace the per-IP ones.
+//
+// The bucket is the API key's for a secret-key caller (the integrator's backend) and the API key
+// plus the agent for a browser caller (publishable key + agent token): a contact centre's agents
+// all share one publishable key, so one bucket per key would let one agent's retries, or 30
+// agents each taking one payment, lock every other agent out. The agent id comes from the signed
+// token, so a browser cannot pick its own bucket; minting tokens needs the secret key.
+func (s *Server) limitPerKey(w http.ResponseWriter, c *caller) error {
+	bucket := c.Key.ID
+	if c.agent != nil {
+		bucket += "\x00" + c.agent.AgentID
+	}
+	q := s.perKey.take(bucket)
 	q.setHeaders(w.Header())
 	if !q.allowed {
+		if c.agent != nil {
+			return bridge.Errorf(bridge.CodeRateLimitExceededPerKey,
+				"Agent %s created more than %d sessions in %s with this API key.", c.agent.AgentID, q.limit, s.perKey.limit.Window)
+		}
 		return bridge.Errorf(bridge.CodeRateLimitExceededPerKey,
 			"This API key created more than %d sessions in %s.", q.limit, s.perKey.limit.Window)
 	}

@@ -7,19 +7,21 @@ import (
 	"github.com/paybridge/paybridge/bridge"
 )
 
-// routes registers every endpoint of DESIGN section 4, in one place.
+// routes registers every endpoint of DESIGN section 4, in one place. An idempotent endpoint
+// names its authorization check twice, for the idempotency layer and in the handler; the
+// second is memoised.
 func (s *Server) routes(mux *http.ServeMux) {
-	mux.Handle("POST /v1/sessions", s.handle(s.idempotent(s.createSession)))
+	mux.Handle("POST /v1/sessions", s.handle(s.idempotent(s.secretOrAgent, s.createSession)))
 	mux.Handle("GET /v1/sessions", s.handle(s.listSessions))
 	mux.Handle("GET /v1/sessions/{id}", s.handle(s.getSession))
-	mux.Handle("POST /v1/sessions/{id}/cancel", s.handle(s.idempotent(s.cancelSession)))
-	mux.Handle("POST /v1/sessions/{id}/restart", s.handle(s.idempotent(s.restartSession)))
-	mux.Handle("POST /v1/agent_tokens", s.handle(s.idempotent(s.createAgentToken)))
+	mux.Handle("POST /v1/sessions/{id}/cancel", s.handle(s.idempotent(principal(s.secret), s.cancelSession)))
+	mux.Handle("POST /v1/sessions/{id}/restart", s.handle(s.idempotent(s.secretOrAgent, s.restartSession)))
+	mux.Handle("POST /v1/agent_tokens", s.handle(s.idempotent(principal(s.secret), s.createAgentToken)))
 	mux.Handle("GET /v1/ws", s.handle(s.agentSocket))
 
-	mux.Handle("POST /api/merchants/api-keys", s.handle(s.idempotent(s.createKey)))
+	mux.Handle("POST /api/merchants/api-keys", s.handle(s.idempotent(principal(s.keyManager), s.createKey)))
 	mux.Handle("GET /api/merchants/api-keys", s.handle(s.listKeys))
-	mux.Handle("POST /api/merchants/api-keys/{id}/roll", s.handle(s.idempotent(s.rollKey)))
+	mux.Handle("POST /api/merchants/api-keys/{id}/roll", s.handle(s.idempotent(principal(s.keyManager), s.rollKey)))
 	mux.Handle("DELETE /api/merchants/api-keys/{id}", s.handle(s.revokeKey))
 
 	mux.Handle("POST /oauth/token", s.handle(s.oauthToken))

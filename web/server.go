@@ -5,6 +5,7 @@ package web
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -60,6 +61,11 @@ type Server struct {
 	metrics        *metrics
 	idempotencyTTL time.Duration
 	inflight       sync.Map // idempotency scope → chan closed when its first request finishes
+	reserveLocks   [64]sync.Mutex
+	lockSeed       maphash.Seed // picks a scope's reserveLocks stripe
+	// started is when this server was made, on the service clock: an idempotency reservation
+	// older than this that it does not hold was left by a process that died.
+	started time.Time
 
 	docsBase   string
 	publicBase string
@@ -94,6 +100,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.clock == nil {
 		s.clock = bridge.SystemClock{}
 	}
+	s.started, s.lockSeed = s.clock.Now(), maphash.MakeSeed()
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

@@ -106,7 +106,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, dryRunResponse{Valid: true, Warnings: []string{}})
 		return nil
 	}
-	if err := s.limitPerKey(w, c.Key); err != nil {
+	if err := s.limitPerKey(w, c); err != nil {
 		return err
 	}
 	sess, err := s.sessions.CreateSession(r.Context(), in)

@@ -17,7 +17,7 @@ import (
 // except CloseAgentTokenRejected and CloseForbidden, which need a fresh agent token.
 const (
 	CloseProtocolError      = 4400 // the first message was not {"type":"auth",...}
-	CloseAgentTokenRejected = 4401 // invalid or expired agent token; the reason starts with the code
+	CloseAgentTokenRejected = 4401 // invalid or expired agent token, or the publishable key ended; the reason starts with the code
 	CloseForbidden          = 4403 // e.g. a test agent token with a live publishable key
 	CloseAuthTimeout        = 4408 // no auth message in time
 	CloseSlowConsumer       = 4429 // the socket fell too far behind; reconnect for a fresh snapshot
@@ -126,7 +126,8 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	go func() {
 		defer s.sockets.Done()
 		defer sock.sub.Close()
-		s.writeEvents(conn, sock.sub, sock.tokenExpiry, readerDone)
+		// key lives on only in this goroutine, to be checked again at each keepalive.
+		s.writeEvents(ctx, conn, sock.sub, key, sock.tokenExpiry, readerDone)
 		cancel()
 		_ = conn.Close() // unblocks the reader if the writer ended first
 		<-readerDone
@@ -193,8 +194,9 @@ func (s *Server) openSocket(ctx context.Context, conn *websocket.Conn, p *bridge
 	return &openedSocket{agent: agent, sub: sub, tokenExpiry: token.ExpiresAt}
 }
 
-// writeEvents is the socket's only writer: events, pings, and the close that ends it.
-func (s *Server) writeEvents(conn *websocket.Conn, sub *bridge.Subscription, tokenExpiry time.Time, readerDone <-chan struct{}) {
+// writeEvents is the socket's only writer: events, pings, and the close that ends it. key is the
+// publishable key the socket was opened with; it is never logged.
+func (s *Server) writeEvents(ctx context.Context, conn *websocket.Conn, sub *bridge.Subscription, key string, tokenExpiry time.Time, readerDone <-chan struct{}) {
 	ping := time.NewTicker(s.pingInterval)
 	defer ping.Stop()
 	for {
@@ -208,6 +210,13 @@ func (s *Server) writeEvents(conn *websocket.Conn, sub *bridge.Subscription, tok
 			// The agent token's expiry is checked at each keepalive, on the service clock.
 			if !s.clock.Now().Before(tokenExpiry) {
 				closeSocket(conn, CloseAgentTokenRejected, "auth_key_expired: the agent token expired; reconnect with a fresh one")
+				return
+			}
+			// So is the publishable key: revoking it, the end of its roll grace or the merchant
+			// going inactive must end the sockets it opened, not only refuse new ones.
+			if err := s.recheckKey(ctx, key, sub.Agent); err != nil {
+				e := bridge.AsError(err)
+				closeSocket(conn, CloseAgentTokenRejected, string(e.Code)+": "+e.Message)
 				return
 			}
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeTimeout)); err != nil {
@@ -224,6 +233,23 @@ func (s *Server) writeEvents(conn *websocket.Conn, sub *bridge.Subscription, tok
 		case <-readerDone:
 			return
 		}
+	}
+}
+
+// recheckKey authenticates an open socket's publishable key again. It returns the public error
+// that should close the socket, or nil; a key store that cannot answer right now closes nothing.
+func (s *Server) recheckKey(ctx context.Context, key string, agent bridge.AgentRef) error {
+	_, err := s.keys.Authenticate(ctx, key)
+	switch code := bridge.ErrorCode(err); code {
+	case "":
+		return nil
+	case bridge.CodeAuthServiceUnavailable:
+		s.logger.WarnContext(ctx, "agent socket: key check unavailable; keeping the socket", "agent", agent.AgentID, "err", err)
+		return nil
+	default:
+		s.logger.InfoContext(ctx, "agent socket closed: its publishable key no longer works", "merchant", agent.MerchantID,
+			"agent", agent.AgentID, "code", code)
+		return err
 	}
 }
 
@@ -250,7 +276,12 @@ func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bri
 			s.logger.DebugContext(ctx, "frame loaded", "session", sessionID, "attempt", attempt)
 		case msgFrameRefused:
 			s.logger.InfoContext(ctx, "frame refused", "session", sessionID, "attempt", attempt, "agent", agent.AgentID)
-			actionErr = s.sessions.FrameRefused(ctx, agent, sessionID, attempt)
+			var current *bridge.HandoffEventData
+			current, actionErr = s.sessions.FrameRefused(ctx, agent, sessionID, attempt)
+			if current != nil {
+				// The report was about an older attempt: this socket missed the handoff.
+				s.hub.Send(sub, &bridge.Event{Agent: agent, Type: bridge.EventHandoff, ID: bridge.NewEventID(), SessionID: sessionID, Data: current})
+			}
 		case msgSessionRestart:
 			_, actionErr = s.sessions.RestartSession(ctx, bridge.Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}, sessionID)
 		case msgAuth:
