@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/text/currency"
 )
 
 // Limits of the create request (DESIGN section 4 and the error-code reference).
@@ -64,7 +62,7 @@ func (in *CreateSessionInput) Validate() error {
 		return invalid("currency", "currency must be exactly 3 characters, got %q", in.Currency)
 	}
 	in.Currency = strings.ToUpper(in.Currency)
-	if _, err := currency.ParseISO(in.Currency); err != nil || notTender[in.Currency] {
+	if _, ok := CurrencyExponent(in.Currency); !ok {
 		return invalid("currency", "currency %q is not an ISO 4217 currency a card can be charged in", in.Currency)
 	}
 	if in.Country != "" {
@@ -137,13 +135,6 @@ func (in *CreateSessionInput) Validate() error {
 		return invalid("expiresIn", "expiresIn must be from %d to %d seconds, got %d", int(MinExpiresIn.Seconds()), int(MaxExpiresIn.Seconds()), int(in.ExpiresIn.Seconds()))
 	}
 	return nil
-}
-
-// notTender are ISO 4217 codes that are not money a card is charged in: precious metals,
-// accounting units, the testing code and "no currency".
-var notTender = map[string]bool{
-	"XAU": true, "XAG": true, "XPD": true, "XPT": true, "XDR": true, "XSU": true, "XUA": true,
-	"XBA": true, "XBB": true, "XBC": true, "XBD": true, "XTS": true, "XXX": true,
 }
 
 func missing(field string) *Error {

@@ -258,3 +258,20 @@ func TestValidateMessageNamesTheValue(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, bridge.AsError(err).Message, "501", "the message counts characters, not bytes")
 }
+
+// TestCurrencyExponent: ISO 4217 minor units, not CLDR's digits; codes newer than x/text are
+// known; what is not money a card is charged in is not.
+func TestCurrencyExponent(t *testing.T) {
+	for code, want := range map[string]int{
+		"GBP": 2, "gbp": 2, "JPY": 0, "BHD": 3, "IDR": 2, "COP": 2, "IQD": 3, "CLF": 4,
+		"MRU": 2, "VES": 2, "UYW": 4,
+	} {
+		got, ok := bridge.CurrencyExponent(code)
+		assert.True(t, ok, code)
+		assert.Equal(t, want, got, code)
+	}
+	for _, code := range []string{"XAU", "XTS", "XXX", "ZZZ", "GB", "GBPX", ""} {
+		_, ok := bridge.CurrencyExponent(code)
+		assert.False(t, ok, code)
+	}
+}

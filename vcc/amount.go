@@ -5,17 +5,16 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/text/currency"
-
 	"github.com/paybridge/paybridge/bridge"
 )
 
 // FormatAmount renders an amount in minor units as the decimal string VCC's paymentData.Amount
 // expects, using the currency's ISO 4217 exponent: GBP 1240 → "12.40", JPY 1240 → "1240",
-// BHD 1240 → "1.240". An unknown currency is a validation_error on "currency".
+// BHD 1240 → "1.240", IDR 1000000 → "10000.00". An unknown currency is a validation_error on
+// "currency".
 func FormatAmount(minor int64, currencyCode string) (string, error) {
-	unit, err := currency.ParseISO(currencyCode)
-	if err != nil {
+	scale, ok := bridge.CurrencyExponent(currencyCode)
+	if !ok {
 		return "", bridge.Errorf(bridge.CodeValidationError, "Unknown currency %q", currencyCode).
 			WithParam("currency").
 			WithFix("Use an ISO 4217 currency code such as GBP, EUR or USD.")
@@ -24,9 +23,8 @@ func FormatAmount(minor int64, currencyCode string) (string, error) {
 		return "", bridge.Errorf(bridge.CodeValidationInvalidAmount, "Amount must not be negative").
 			WithParam("amount")
 	}
-	scale, _ := currency.Standard.Rounding(unit)
 	digits := strconv.FormatInt(minor, 10)
-	if scale <= 0 {
+	if scale == 0 {
 		return digits, nil
 	}
 	if len(digits) <= scale {

@@ -1,6 +1,7 @@
 package vcc_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -19,6 +20,12 @@ func TestFormatAmount(t *testing.T) {
 		{1240, "GBP", "12.40"},
 		{1240, "JPY", "1240"},
 		{1240, "BHD", "1.240"},
+		{1000000, "IDR", "10000.00"}, // CLDR says 0 digits: "1000000" would be a 100× overcharge
+		{150, "COP", "1.50"},
+		{1240, "IQD", "1.240"}, // CLDR 0, ISO 3
+		{5, "KRW", "5"},
+		{12345, "CLF", "1.2345"},
+		{1240, "HUF", "12.40"},
 		{5, "GBP", "0.05"},
 		{100, "GBP", "1.00"},
 		{0, "GBP", "0.00"},
@@ -26,6 +33,18 @@ func TestFormatAmount(t *testing.T) {
 		{99999999, "EUR", "999999.99"},
 		{1240, "gbp", "12.40"},
 		{7, "KRW", "7"},
+		{1, "UGX", "1"},
+		{1, "XOF", "1"},
+		{1, "KWD", "0.001"},
+		{1240, "TND", "1.240"},
+	}
+	// The other currencies where CLDR's digits (0) are not ISO 4217's minor units (2).
+	for _, code := range []string{"PKR", "RSD", "LAK", "IRR", "LBP", "MMK", "ALL", "SOS", "SYP", "YER"} {
+		tests = append(tests, struct {
+			minor    int64
+			currency string
+			want     string
+		}{1240, code, "12.40"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.currency+"/"+tt.want, func(t *testing.T) {
@@ -34,6 +53,35 @@ func TestFormatAmount(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// Every currency paybridge accepts (bridge.CurrencyExponent) formats without error, with one of
+// ISO 4217's exponents, and the digits are the minor units given; every other code is refused.
+// x/text offers no list of every code it knows (currency.Query walks region tenders only), so the
+// walk tries every three-letter code.
+func TestFormatAmountEveryKnownCurrency(t *testing.T) {
+	known := 0
+	for a := 'A'; a <= 'Z'; a++ {
+		for b := 'A'; b <= 'Z'; b++ {
+			for c := 'A'; c <= 'Z'; c++ {
+				code := string([]rune{a, b, c})
+				got, err := vcc.FormatAmount(123456, code)
+				if _, ok := bridge.CurrencyExponent(code); !ok {
+					assert.Error(t, err, code)
+					continue
+				}
+				known++
+				if !assert.NoError(t, err, code) {
+					continue
+				}
+				whole, frac, _ := strings.Cut(got, ".")
+				assert.Contains(t, []int{0, 2, 3, 4}, len(frac), "%s → %q", code, got)
+				assert.Equal(t, "123456", whole+frac, "%s → %q", code, got)
+			}
+		}
+	}
+	// x/text v0.43 knows 300 codes, historical ones included; a walk that finds few is broken.
+	assert.Greater(t, known, 250)
 }
 
 func TestFormatAmountErrors(t *testing.T) {

@@ -1,7 +1,14 @@
 package vcc
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,3 +88,79 @@ func TestReuseFor(t *testing.T) {
 	assert.Equal(t, 59*time.Minute, c.reuseFor(time.Hour))
 	assert.Equal(t, 15*time.Second, c.reuseFor(30*time.Second), "short tokens live half their life")
 }
+
+// TestRetryable: a status read retries every transient transport failure; a create only those
+// that prove it never reached VCC. Answers are judged by status alike for both.
+func TestRetryable(t *testing.T) {
+	refused := &url.Error{Op: "Post", URL: "http://vcc.example", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	noHost := &url.Error{Op: "Post", URL: "http://vcc.example", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: &net.DNSError{Err: "no such host", Name: "vcc.example", IsNotFound: true}}}
+	reset := &url.Error{Op: "Post", URL: "http://vcc.example", Err: &net.OpError{Op: "read", Net: "tcp",
+		Err: os.NewSyscallError("read", syscall.ECONNRESET)}}
+	timeout := &url.Error{Op: "Post", URL: "http://vcc.example", Err: timeoutError{}}
+	eof := &url.Error{Op: "Post", URL: "http://vcc.example", Err: io.EOF}
+	cutShort := fmt.Errorf("reading body: %w", io.ErrUnexpectedEOF)
+	cancelled := &url.Error{Op: "Post", URL: "http://vcc.example", Err: context.Canceled}
+
+	tests := []struct {
+		name      string
+		err       error
+		wantGet   bool
+		wantPost  bool
+		wantNoReq bool // without a request (resty failed before sending): as a POST
+	}{
+		{"connection refused", refused, true, true, true},
+		{"no such host", noHost, true, true, true},
+		{"connection reset", reset, true, false, false},
+		{"timeout", timeout, true, false, false},
+		{"closed before an answer", eof, true, false, false},
+		{"closed mid-answer", cutShort, true, false, false},
+		{"cancelled", cancelled, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.wantGet, retryable(failedAttempt(http.MethodGet), tt.err), "GET")
+			assert.Equal(t, tt.wantPost, retryable(failedAttempt(http.MethodPost), tt.err), "POST")
+			assert.Equal(t, tt.wantNoReq, retryable(nil, tt.err), "no response")
+		})
+	}
+
+	answer := func(method string, status int, body string) *resty.Response {
+		resp := &resty.Response{
+			Request:     &resty.Request{Method: method},
+			RawResponse: &http.Response{StatusCode: status, Header: http.Header{}},
+		}
+		return resp.SetBody([]byte(body))
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		for _, tt := range []struct {
+			status int
+			body   string
+			want   bool
+		}{
+			{429, "Too Many Requests", true},
+			{502, "Bad Gateway", true},
+			{503, "Service Unavailable", true},
+			{504, "Gateway Timeout", true},
+			{503, "Provider's authorization endpoint returned error message 'invalid_client_key'", false},
+			{500, "Internal Server Error", false},
+			{400, "Bad Request", false},
+			{200, "{}", false},
+		} {
+			assert.Equal(t, tt.want, retryable(answer(method, tt.status, tt.body), nil), "%s %d %s", method, tt.status, tt.body)
+		}
+	}
+}
+
+// failedAttempt is what resty hands the retry condition when an attempt got no answer.
+func failedAttempt(method string) *resty.Response {
+	return &resty.Response{Request: &resty.Request{Method: method}}
+}
+
+// timeoutError is a net.Error that timed out, as http.Client reports an attempt past its Timeout.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "Client.Timeout exceeded while awaiting headers" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }

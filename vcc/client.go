@@ -46,7 +46,9 @@ type Options struct {
 	// RequestTimeout bounds each attempt. Default 10s.
 	RequestTimeout time.Duration
 	// MaxRetries is how many times a transient failure is retried after the first attempt.
-	// 0 means the default, 3; a negative value disables retries.
+	// 0 means the default, 3; a negative value disables retries. A create is retried only when
+	// VCC cannot have started a session: the connection was refused, or VCC answered
+	// 429/502/503/504; never after a timeout or a connection lost once the request was sent.
 	MaxRetries int
 	// RetryWaitMin and RetryWaitMax bound the jittered exponential backoff between attempts, and
 	// RetryWaitMax caps a Retry-After. Defaults 100ms and 2s.
@@ -182,6 +184,11 @@ func (c *Client) do(ctx context.Context, m *bridge.Merchant, method, path string
 		if c.maxRetries == 0 {
 			c.logAttempt(resp, err) // resty runs no retry condition, which logs, without retries
 		}
+		if err == nil && ctx.Err() != nil && c.maxRetries > 0 && retryable(resp, nil) {
+			// resty stops without an error when the context ends as a transient answer arrives:
+			// the context is why no retry followed, so it is what to report.
+			err = ctx.Err()
+		}
 		if err != nil {
 			return nil, unavailable(ctx, err).bridgeError()
 		}
@@ -247,13 +254,22 @@ func transportErrorText(err error) string {
 	return err.Error()
 }
 
-// retryable reports whether an attempt failed transiently: a network error or timeout, or
-// 429/502/503/504 without one of VCC's documented error texts. Other statuses, 500 included,
-// are answers: VCC reports its documented failures with 500 (or any status), and repeating a
-// refused create would only repeat the refusal.
+// retryable reports whether a failed attempt may be repeated.
+//
+// An answer of 429/502/503/504 without one of VCC's documented error texts is retried whatever
+// the method. Other statuses, 500 included, are answers: VCC reports its documented failures
+// with 500 (or any status), and repeating a refused create would only repeat the refusal.
+//
+// A transport error is retried for a status read (GET) when it is transient. A create (POST) is
+// not idempotent: after a timeout, a reset or a connection closed mid-answer, VCC may have
+// started a session, and sending the create again would leave that one orphaned. So a POST is
+// retried only when the request never left: the connection could not be made.
 func retryable(resp *resty.Response, err error) bool {
 	if err != nil {
-		return transient(err)
+		if resp != nil && resp.Request != nil && repeatable(resp.Request.Method) {
+			return transient(err)
+		}
+		return notSent(err)
 	}
 	if resp == nil {
 		return false
@@ -265,9 +281,16 @@ func retryable(resp *resty.Response, err error) bool {
 	return false
 }
 
-// transient reports whether a transport error is worth retrying: timeouts, refused or reset
-// connections, connections closed mid-answer. TLS and URL errors are not. A cancelled context
-// is not either; resty and fetchToken check it before asking.
+// repeatable reports whether sending a request with method twice does no more than sending it
+// once, so an attempt that may have reached VCC can be sent again.
+func repeatable(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
+}
+
+// transient reports whether a transport error is worth retrying for a request that is safe to
+// repeat (a status read, a token request): timeouts, refused or reset connections, connections
+// closed mid-answer. TLS and URL errors are not. A cancelled context is not either; resty and
+// fetchToken check it before asking.
 func transient(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
@@ -280,6 +303,18 @@ func transient(err error) bool {
 	return errors.As(err, &operr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// notSent reports whether a transport error means the request certainly never reached VCC: the
+// connection was refused or could not be made at all (a dial error: refused, unreachable, no
+// such host, dial timeout). Go's transport itself resends a request it wrote nothing of on a
+// stale pooled connection, so what remains after the request was written is never this.
+func notSent(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var operr *net.OpError
+	return errors.As(err, &operr) && operr.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // retryAfter honours a Retry-After header (seconds or an HTTP date). resty caps the result at

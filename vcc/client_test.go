@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,8 +47,17 @@ func TestCreateSessionRequest(t *testing.T) {
 			wantBody: `{"agentId":"agent-7","paymentData":{"Amount":"1240","Currency":"JPY"}}`,
 		},
 		{
-			name:     "merchant-level skipCallTransfer",
+			// The service asks for it only in test mode; a live session of a merchant whose flag is
+			// on must still need the call transfer.
+			name:     "merchant flag on, request says no: no skipCallTransfer",
 			req:      bridge.ProviderRequest{AgentID: "agent-7", Amount: 1240, Currency: "BHD"},
+			merchant: func(m *bridge.Merchant) { m.VCC.SkipCallTransfer = true },
+			wantPath: "/paymentapi/v1/session",
+			wantBody: `{"agentId":"agent-7","paymentData":{"Amount":"1.240","Currency":"BHD"}}`,
+		},
+		{
+			name:     "merchant flag on, request says yes",
+			req:      bridge.ProviderRequest{AgentID: "agent-7", Amount: 1240, Currency: "BHD", SkipCallTransfer: true},
 			merchant: func(m *bridge.Merchant) { m.VCC.SkipCallTransfer = true },
 			wantPath: "/paymentapi/v1/session",
 			wantBody: `{"agentId":"agent-7","skipCallTransfer":true,"paymentData":{"Amount":"1.240","Currency":"BHD"}}`,
@@ -133,6 +145,74 @@ func TestCreateSessionResponse(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// An iframe URL or payment link goes to a browser only if it is https, or http on a loopback host
+// (the stubs). Anything else is refused without the URL, which could carry a token, being quoted.
+func TestCreateSessionRefusesUnsafeURLs(t *testing.T) {
+	const token = "tok3n-in-the-url"
+	tests := []struct {
+		name    string
+		channel bridge.Channel
+		url     string
+		wantOK  bool
+	}{
+		{"https", bridge.ChannelAgentAssist, "https://pcipal.example/session/t/view/p1/framed", true},
+		{"https, scheme in capitals", bridge.ChannelAgentAssist, "HTTPS://pcipal.example/framed", true},
+		{"http on 127.0.0.1", bridge.ChannelAgentAssist, "http://127.0.0.1:8081/session/t/view/p1/framed", true},
+		{"http on localhost", bridge.ChannelAgentAssist, "http://localhost:8081/framed", true},
+		{"http on ::1", bridge.ChannelAgentAssist, "http://[::1]:8081/framed", true},
+		{"http elsewhere", bridge.ChannelAgentAssist, "http://pcipal.example/framed?t=" + token, false},
+		{"http on a name that starts like loopback", bridge.ChannelAgentAssist, "http://127.0.0.1.evil.example/" + token, false},
+		{"http on a name that starts like localhost", bridge.ChannelAgentAssist, "http://localhost.evil.example/" + token, false},
+		{"javascript", bridge.ChannelAgentAssist, "javascript:alert('" + token + "')", false},
+		{"data", bridge.ChannelAgentAssist, "data:text/html,<script>" + token + "</script>", false},
+		{"relative", bridge.ChannelAgentAssist, "/session/t/view/" + token + "/framed", false},
+		{"scheme-relative", bridge.ChannelAgentAssist, "//pcipal.example/" + token, false},
+		{"https without a host", bridge.ChannelAgentAssist, "https:///" + token, false},
+		{"not a URL", bridge.ChannelAgentAssist, "https://pcipal.example/" + token + "\x7f", false},
+		{"digital link https", bridge.ChannelDigital, "https://vcc.example/pay/g-1", true},
+		{"digital link http on 127.0.0.1", bridge.ChannelDigital, "http://127.0.0.1:8080/pay/g-1", true},
+		{"digital link http elsewhere", bridge.ChannelDigital, "http://vcc.example/pay/" + token, false},
+		{"digital link javascript", bridge.ChannelDigital, "javascript:void('" + token + "')", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeVCC(t)
+			f.apiFn = func(w http.ResponseWriter, r *http.Request, n int) {
+				if tt.channel == bridge.ChannelDigital {
+					writeJSON(w, 200, map[string]string{"sessionGuid": "g-1", "link": tt.url})
+					return
+				}
+				writeJSON(w, 200, map[string]string{"sessionGuid": "g-1", "iframeUrl": tt.url,
+					"agentAccessToken": "at", "agentRefreshToken": "rt"})
+			}
+			logger, logs := newLogger()
+			opts := fastOptions()
+			opts.Logger = logger
+			req := gbpRequest()
+			req.Channel = tt.channel
+			got, err := vcc.New(opts).CreateSession(t.Context(), f.merchant(), req)
+			if tt.wantOK {
+				require.NoError(t, err)
+				assert.Equal(t, tt.url, got.IframeURL+got.CustomerURL)
+				return
+			}
+			be := requireCode(t, err, bridge.CodeProviderUnavailable)
+			want := "VCC returned an iframe URL paybridge will not hand to a browser."
+			if tt.channel == bridge.ChannelDigital {
+				want = "VCC returned a payment link paybridge will not hand to a browser."
+			}
+			assert.Equal(t, want, be.Message)
+			var ve *vcc.Error
+			require.ErrorAs(t, err, &ve)
+			assert.Equal(t, vcc.KindUnavailable, ve.Kind)
+			for _, s := range []string{be.Message, be.Fix, be.Error(), logs.String()} {
+				assert.NotContains(t, s, token)
+			}
+			assert.EqualValues(t, 1, f.api.Load(), "a 200 is an answer: never retried")
 		})
 	}
 }
@@ -258,24 +338,51 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-// Transport failures are retried: a connection dropped mid-request, and an attempt that exceeds
-// RequestTimeout.
-func TestRetriesTransportFailures(t *testing.T) {
-	tests := []struct {
-		name string
-		fail func(w http.ResponseWriter, r *http.Request)
-	}{
-		{"connection dropped", func(w http.ResponseWriter, r *http.Request) {
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				_ = conn.Close()
-			}
-		}},
-		{"attempt timeout", func(w http.ResponseWriter, r *http.Request) {
-			<-r.Context().Done() // hold until the client gives the attempt up
-		}},
-	}
-	for _, tt := range tests {
+// lostAfterSending are ways an attempt fails after VCC has read the whole request: VCC may have
+// acted on it.
+var lostAfterSending = []struct {
+	name string
+	fail func(w http.ResponseWriter, r *http.Request)
+}{
+	{"connection closed before an answer", func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}},
+	{"connection closed mid-answer", func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"sessionGuid\":")
+		_ = conn.Close()
+	}},
+	{"connection reset", func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0) // close with RST
+		}
+		_ = conn.Close()
+	}},
+	{"attempt timeout", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // hold until the client gives the attempt up
+	}},
+}
+
+// noKeepAlive is an HTTP client whose connections are never reused, so Go's transport never
+// resends a request by itself and every request the fake counts was sent by the Client.
+func noKeepAlive() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+}
+
+// A create that may have reached VCC is never sent again: a second create would start a second
+// VCC session and orphan the first.
+func TestCreateNotRetriedAfterSending(t *testing.T) {
+	for _, tt := range lostAfterSending {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeVCC(t)
 			f.apiFn = func(w http.ResponseWriter, r *http.Request, n int) {
@@ -287,20 +394,92 @@ func TestRetriesTransportFailures(t *testing.T) {
 			}
 			opts := fastOptions()
 			opts.RequestTimeout = 200 * time.Millisecond
-			got, err := vcc.New(opts).CreateSession(t.Context(), f.merchant(), gbpRequest())
+			opts.HTTPClient = noKeepAlive()
+			_, err := vcc.New(opts).CreateSession(t.Context(), f.merchant(), gbpRequest())
+			requireCode(t, err, bridge.CodeProviderUnavailable)
+			var ve *vcc.Error
+			require.ErrorAs(t, err, &ve)
+			assert.Equal(t, vcc.KindUnavailable, ve.Kind)
+			assert.EqualValues(t, 1, f.api.Load(), "one create sent, never repeated")
+		})
+	}
+}
+
+// A status read is safe to repeat: every transport failure is retried.
+func TestStatusRetriedAfterTransportFailures(t *testing.T) {
+	const status = `{"sessionGuid":"g-1","sessionState":"InProgress"}`
+	for _, tt := range lostAfterSending {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeVCC(t)
+			f.apiFn = func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 1 {
+					tt.fail(w, r)
+					return
+				}
+				writeText(w, 200, "application/json", status)
+			}
+			opts := fastOptions()
+			opts.RequestTimeout = 200 * time.Millisecond
+			opts.HTTPClient = noKeepAlive()
+			st, err := vcc.New(opts).SessionStatus(t.Context(), f.merchant(), "g-1")
 			require.NoError(t, err)
-			assert.Equal(t, agentAssistOK["sessionGuid"], got.SessionGUID)
+			assert.Equal(t, bridge.StateInProgress, st.State)
 			assert.EqualValues(t, 2, f.api.Load())
 		})
 	}
 }
 
+// dialCounter is an HTTP client that counts the connections it tries to open, by address.
+type dialCounter struct {
+	mu    sync.Mutex
+	dials map[string]int
+}
+
+func (d *dialCounter) client() *http.Client {
+	var dialer net.Dialer
+	return &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d.mu.Lock()
+			d.dials[addr]++
+			d.mu.Unlock()
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+func (d *dialCounter) count(addr string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dials[addr]
+}
+
+// refusedAddr is where connections are refused: port 1 is privileged and never handed out as an
+// ephemeral port, so unlike a closed test server's port no concurrently running test can take it
+// over between the close and the dial.
+const refusedAddr = "127.0.0.1:1"
+
+// A refused connection means the create never left: it is retried up to MaxRetries.
+func TestCreateRetriedWhenConnectionRefused(t *testing.T) {
+	f := newFakeVCC(t)
+	m := f.merchant()
+	m.VCC.APIBaseURL = "http://" + refusedAddr + "/paymentapi"
+	dials := &dialCounter{dials: map[string]int{}}
+	opts := fastOptions()
+	opts.MaxRetries = 3
+	opts.HTTPClient = dials.client()
+	_, err := vcc.New(opts).CreateSession(t.Context(), m, gbpRequest())
+
+	requireCode(t, err, bridge.CodeProviderUnavailable)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	assert.Equal(t, 1+opts.MaxRetries, dials.count(refusedAddr), "the first attempt and every retry dialled")
+	assert.EqualValues(t, 1, f.tokens.Load())
+}
+
 func TestConnectionRefused(t *testing.T) {
 	f := newFakeVCC(t)
 	m := f.merchant()
-	dead := newFakeVCC(t)
-	m.VCC.APIBaseURL = dead.srv.URL + "/paymentapi"
-	dead.srv.Close()
+	m.VCC.APIBaseURL = "http://" + refusedAddr + "/paymentapi"
 
 	_, err := vcc.New(fastOptions()).CreateSession(t.Context(), m, gbpRequest())
 	be := requireCode(t, err, bridge.CodeProviderUnavailable)

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -67,7 +69,9 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 		AgentID:                req.AgentID,
 		PaymentData:            paymentData(req, amount),
 		AccountConfigurationID: req.AccountConfigurationID,
-		SkipCallTransfer:       channel == bridge.ChannelAgentAssist && (req.SkipCallTransfer || m.VCC.SkipCallTransfer),
+		// The request alone decides: the service sets it only for test-mode sessions of a merchant
+		// whose flag is on. Reading m.VCC.SkipCallTransfer here would skip the call in live mode.
+		SkipCallTransfer: channel == bridge.ChannelAgentAssist && req.SkipCallTransfer,
 	}
 
 	resp, err := c.do(ctx, m, http.MethodPost, path, nil, body)
@@ -94,6 +98,14 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 		c.logFailure(ctx, m, "vcc create session failed", err)
 		return nil, err
 	}
+	if err := browserSafe("iframeUrl", out.IframeURL, resp.StatusCode()); err != nil {
+		c.logFailure(ctx, m, "vcc create session failed", err)
+		return nil, err
+	}
+	if err := browserSafe("link", out.Link, resp.StatusCode()); err != nil {
+		c.logFailure(ctx, m, "vcc create session failed", err)
+		return nil, err
+	}
 	// Debug: the service logs the session going active at info, after the handoff is pushed.
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "vcc session created",
 		slog.String("merchant", m.ID), slog.String("channel", string(channel)),
@@ -105,6 +117,48 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 		AgentRefreshToken: out.AgentRefreshToken,
 		CustomerURL:       out.Link,
 	}, nil
+}
+
+// browserSafe returns nil if rawURL, a create response's field, is empty or an absolute https URL
+// paybridge may hand to a browser, and provider_unavailable otherwise. The agent's browser POSTs
+// the provider tokens to the iframe URL and the customer opens the link: plain http would expose
+// them on the network, and a javascript: or data: URL would run in the page. http is allowed on
+// a loopback host only, where the stubs run. The URL itself is in neither the public message nor
+// the private cause, which is logged: the cause names only its scheme and host.
+func browserSafe(field, rawURL string, status int) error {
+	if rawURL == "" {
+		return nil
+	}
+	u, err := url.Parse(rawURL)
+	var why string
+	switch {
+	case err != nil:
+		why = "not a URL" // url.Parse's error quotes the URL
+	case u.Scheme == "https" && u.Hostname() != "":
+		return nil
+	case u.Scheme == "http" && loopback(u.Hostname()):
+		return nil
+	default:
+		why = fmt.Sprintf("scheme %q, host %q: not an https URL", u.Scheme, u.Hostname())
+	}
+	what := "an iframe URL"
+	if field == "link" {
+		what = "a payment link"
+	}
+	cause := &Error{Kind: KindUnavailable, Status: status, Err: fmt.Errorf("create response %s: %s", field, why)}
+	return bridge.Errorf(bridge.CodeProviderUnavailable, "VCC returned %s paybridge will not hand to a browser.", what).
+		WithFix("VCC's payment page addresses must be https URLs. Try again; if it persists, contact VCC " +
+			"support with the time of the request.").
+		WithCause(cause)
+}
+
+// loopback reports whether host names this machine: localhost or a loopback address.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // paymentData builds VCC's paymentData: string values, empty ones left out.

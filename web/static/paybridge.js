@@ -366,7 +366,27 @@
         }
         return;
       }
+      if (!webURL(h.iframeUrl)) {
+        refuseHandoff(h, session || {});
+        return;
+      }
       renderFrame(h, session || {});
+    }
+
+    // refuseHandoff shows an error instead of posting the tokens to an address that is not a web
+    // page (javascript:, data:, ...). No provider page was tried, so this is no refused frame.
+    function refuseHandoff(h, session) {
+      const attempt = h.attempt | 0;
+      if (current && current.sessionId === h.sessionId && current.attempt === attempt && current.badURL) return;
+      clearFrame();
+      current = {sessionId: h.sessionId, attempt: attempt, session: session, frame: null, outcome: null, badURL: true};
+      showPayment(session, attempt);
+      const error = "paybridge handed over a payment page address that is not an http(s) URL; it was not opened.";
+      setPanelMessage(error);
+      ui.retry.hidden = false;
+      note("error", error, {session: h.sessionId, attempt: attempt});
+      emit("error", {sessionId: h.sessionId, attempt: attempt, code: "handoff_url_refused", error: error,
+        fix: "Ask for a new payment page; if it persists, contact paybridge's operator."});
     }
 
     function onTerminal(name, sessionId, data) {
@@ -746,6 +766,16 @@
     const out = Object.assign({}, h);
     delete out.formFields;
     return out;
+  }
+
+  // webURL reports whether u is an absolute http: or https: URL, the only kind a form may post to.
+  function webURL(u) {
+    try {
+      const protocol = new URL(u).protocol;
+      return protocol === "https:" || protocol === "http:";
+    } catch (err) {
+      return false;
+    }
   }
 
   function originOf(u) {
