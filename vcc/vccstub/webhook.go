@@ -17,12 +17,12 @@ import (
 // SignatureHeader carries the HMAC signature of a webhook in signing mode.
 const SignatureHeader = webhook.Header
 
-// Webhook delivery bounds: at most webhookTries posts per outcome, the first retry after
-// webhookFirstBackoff, each later one after twice the wait before.
+// VCC's redelivery of a webhook the receiver did not take (UPSTREAM: "retries every few minutes
+// for 12 hours"), the defaults of WebhookTarget.RetryEvery and RetryFor.
 const (
-	webhookTries        = 5
-	webhookFirstBackoff = 50 * time.Millisecond
-	webhookPostTimeout  = 10 * time.Second
+	DefaultWebhookRetryEvery = 3 * time.Minute
+	DefaultWebhookRetryFor   = 12 * time.Hour
+	webhookPostTimeout       = 10 * time.Second
 )
 
 // WebhookTarget is where and how the stub posts session outcomes, the way VCC posts to the webhook
@@ -38,6 +38,10 @@ type WebhookTarget struct {
 	ClientSecret  string       // secret
 	SigningSecret string       // secret
 	HTTPClient    *http.Client // nil: a client with a 10 s timeout
+	// A post the receiver does not answer with 2xx is tried again every RetryEvery until RetryFor
+	// has passed (defaults: every 3 minutes for 12 hours, as VCC does); tests shorten both.
+	RetryEvery time.Duration
+	RetryFor   time.Duration
 }
 
 // SetWebhook replaces the webhook target; nil stops webhooks.
@@ -123,10 +127,17 @@ func (s *Server) queueWebhookLocked(ss *session) {
 	}()
 }
 
-// deliver posts body until the receiver answers 2xx, webhookTries posts have failed, or the stub
+// deliver posts body until the receiver answers 2xx, the retry window has passed, or the stub
 // closes.
 func (s *Server) deliver(ws *webhookSender, guid string, body []byte) {
-	backoff := webhookFirstBackoff
+	every, window := ws.target.RetryEvery, ws.target.RetryFor
+	if every <= 0 {
+		every = DefaultWebhookRetryEvery
+	}
+	if window <= 0 {
+		window = DefaultWebhookRetryFor
+	}
+	tries := 1 + int(window/every)
 	for try := 1; ; try++ {
 		status, err := s.post(ws, body)
 		s.mu.Lock()
@@ -141,17 +152,16 @@ func (s *Server) deliver(ws *webhookSender, guid string, body []byte) {
 			return
 		}
 		s.log.Warn("vccstub: webhook failed", "sessionGuid", guid, "status", status, "try", try, "err", err)
-		if try == webhookTries {
+		if try == tries {
 			return
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(every)
 		select {
 		case <-t.C:
 		case <-s.ctx.Done():
 			t.Stop()
 			return
 		}
-		backoff *= 2
 	}
 }
 

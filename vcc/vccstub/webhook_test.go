@@ -152,6 +152,7 @@ func TestWebhookWithBearerToken(t *testing.T) {
 	ts := newTokenServer(t, "vcc-client", "vcc-client-SECRET")
 	w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{
 		URL: rc.srv.URL, TokenURL: ts.srv.URL, ClientID: "vcc-client", ClientSecret: "vcc-client-SECRET",
+		RetryEvery: fastRetryEvery, RetryFor: fastRetryFor,
 	}})
 	tok := w.token(t)
 	first := w.create(t, tok, createBody("12.40", "GBP")).SessionGUID
@@ -188,6 +189,7 @@ func TestWebhookRefetchesTheTokenAfter401(t *testing.T) {
 	ts := newTokenServer(t, "vcc-client", "vcc-client-SECRET")
 	w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{
 		URL: rc.srv.URL, TokenURL: ts.srv.URL, ClientID: "vcc-client", ClientSecret: "vcc-client-SECRET",
+		RetryEvery: fastRetryEvery, RetryFor: fastRetryFor,
 	}})
 	guid := w.create(t, w.token(t), createBody("1.00", "GBP")).SessionGUID
 	_, err := w.stub.Complete(guid, "", "")
@@ -209,6 +211,7 @@ func TestWebhookTokenEndpointRefusal(t *testing.T) {
 	ts := newTokenServer(t, "vcc-client", "vcc-client-SECRET")
 	w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{
 		URL: rc.srv.URL, TokenURL: ts.srv.URL, ClientID: "vcc-client", ClientSecret: "wrong-SECRET",
+		RetryEvery: fastRetryEvery, RetryFor: fastRetryFor,
 	}})
 	guid := w.create(t, w.token(t), createBody("1.00", "GBP")).SessionGUID
 	_, err := w.stub.Complete(guid, "", "")
@@ -231,6 +234,13 @@ func TestWebhookWithoutAuth(t *testing.T) {
 	assert.Contains(t, d.body, `"decision":"REJECT"`)
 }
 
+// fastRetryEvery and fastRetryFor shorten VCC's redelivery schedule (every 3 minutes for 12
+// hours) to five tries, 10 ms apart.
+const (
+	fastRetryEvery = 10 * time.Millisecond
+	fastRetryFor   = 4 * fastRetryEvery
+)
+
 func TestWebhookRetries(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -242,12 +252,12 @@ func TestWebhookRetries(t *testing.T) {
 		{"succeeds on the third try", []int{500, 503, 200}, 3, 1, 2},
 		{"any 2xx is success", []int{204}, 1, 1, 0},
 		{"4xx is retried too", []int{401, 200}, 2, 1, 1},
-		{"gives up after five tries", []int{500}, 5, 0, 5},
+		{"gives up when the retry window has passed: five tries", []int{500}, 5, 0, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := newReceiver(t, tt.statuses...)
-			w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{URL: rc.srv.URL}})
+			w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{URL: rc.srv.URL, RetryEvery: fastRetryEvery, RetryFor: fastRetryFor}})
 			guid := w.create(t, w.token(t), createBody("1.00", "GBP")).SessionGUID
 			_, err := w.stub.Complete(guid, "", "")
 			require.NoError(t, err)
@@ -271,7 +281,7 @@ func TestWebhookNetworkErrorIsRetried(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close() // nothing listens there now
-	w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{URL: deadURL}})
+	w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{URL: deadURL, RetryEvery: fastRetryEvery, RetryFor: fastRetryFor}})
 	guid := w.create(t, w.token(t), createBody("1.00", "GBP")).SessionGUID
 	_, err := w.stub.Expire(guid)
 	require.NoError(t, err)
@@ -375,6 +385,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	ts := newTokenServer(t, "vcc-client", "vcc-client-SECRET")
 	w := newWorld(t, vccstub.Options{Webhook: &vccstub.WebhookTarget{
 		URL: rc.srv.URL, TokenURL: ts.srv.URL, ClientID: "vcc-client", ClientSecret: "vcc-client-SECRET", SigningSecret: "whsec_SECRET",
+		RetryEvery: fastRetryEvery, RetryFor: fastRetryFor,
 	}})
 	tok := w.token(t)
 	w.requestToken(t, credentialsForm(clientID, "wrong-SECRET"))
