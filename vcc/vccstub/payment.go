@@ -424,14 +424,7 @@ func (s *Server) Complete(guid, decision, amountOverride string) (*SessionStatus
 		Amount:          amount,
 		Currency:        ss.currency,
 	}
-	s.endLocked(ss, bridge.StateFinished, now)
-	if ss.registered {
-		if err := s.pcipal.Complete(ss.providerGUID, decision); err != nil {
-			s.log.Warn("vccstub: PCI Pal stub did not take the decision", "sessionGuid", guid, "err", err)
-		}
-	}
-	s.queueWebhookLocked(ss)
-	return ss.status(), nil
+	return s.concludeLocked(ss, bridge.StateFinished, now, func(id string) error { return s.pcipal.Complete(id, decision) }), nil
 }
 
 // Expire plays the provider session ending without a payment: session guid becomes Expired, its
@@ -444,14 +437,20 @@ func (s *Server) Expire(guid string) (*SessionStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.endLocked(ss, bridge.StateExpired, now)
+	return s.concludeLocked(ss, bridge.StateExpired, now, s.pcipal.Expire), nil
+}
+
+// concludeLocked ends ss in state, tells the PCI Pal stub (so its page shows the end), and sends
+// the webhook VCC sends when a session ends.
+func (s *Server) concludeLocked(ss *session, state string, now time.Time, tellPCIPal func(providerGUID string) error) *SessionStatus {
+	s.endLocked(ss, state, now)
 	if ss.registered {
-		if err := s.pcipal.Expire(ss.providerGUID); err != nil {
-			s.log.Warn("vccstub: PCI Pal stub did not expire the session", "sessionGuid", guid, "err", err)
+		if err := tellPCIPal(ss.providerGUID); err != nil {
+			s.log.Warn("vccstub: PCI Pal stub did not take the session's end", "sessionGuid", ss.guid, "state", state, "err", err)
 		}
 	}
 	s.queueWebhookLocked(ss)
-	return ss.status(), nil
+	return ss.status()
 }
 
 // Keying plays the customer starting to key the card: session guid becomes InProgress, when
