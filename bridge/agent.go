@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"errors"
 )
 
 // HandoffEventData is the data of a session.handoff event.
@@ -13,7 +12,7 @@ type HandoffEventData struct {
 
 // publishHandoff pushes the handoff of sess's current attempt, whose tokens are in memory.
 func (s *Service) publishHandoff(sess *Session) {
-	if h := sess.Handoff(s.lifetime); h != nil {
+	if h := sess.Handoff(s.rules.lifetime); h != nil {
 		s.publish(sess, EventHandoff, "", HandoffEventData{Handoff: h, Session: sess.View()})
 	}
 }
@@ -52,17 +51,11 @@ func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
-	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
 	for _, id := range s.tracker.ofAgent(agent) {
-		sess, err := s.Session(ctx, sc, id)
-		if err != nil {
+		if _, err := s.scoped(ctx, agent.scope(), id); err != nil {
 			continue
 		}
-		a := sess.Current()
-		if sess.Status != StatusActive || a == nil || s.clock.Now().Before(a.StartedAt.Add(s.lifetime)) {
-			continue
-		}
-		if _, err := s.restart(ctx, id, restartRequest{attempt: a.Number, reason: EndLifetimeElapsed}); err != nil && !errors.Is(err, errStaleAttempt) {
+		if _, err := s.execute(ctx, id, trigger{kind: trigLifetime}); err != nil {
 			s.logger.WarnContext(ctx, "restart on reconnect", "session", id, "err", err)
 		}
 	}
@@ -77,9 +70,8 @@ func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData
 		return nil, err
 	}
 	out := &ReadyData{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID, Sessions: []SnapshotEntry{}}
-	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
 	for _, id := range s.tracker.ofAgent(agent) {
-		sess, err := s.lockedRead(ctx, sc, id)
+		sess, err := s.lockedRead(ctx, agent.scope(), id)
 		if err != nil {
 			s.logger.WarnContext(ctx, "snapshot session", "session", id, "err", err)
 			continue
@@ -102,20 +94,14 @@ func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData
 }
 
 // lockedRead reads session id within scope under its lock, settling it if its TTL has passed.
+// It waits a little for a create or restart in flight; if that takes longer (VCC is slow), its
+// handoff is not out yet either: it reaches the socket as an event, after subscribing.
 func (s *Service) lockedRead(ctx context.Context, sc Scope, id string) (*Session, error) {
 	if _, err := s.scoped(ctx, sc, id); err != nil {
 		return nil, err
 	}
-	// Wait a little for a create or restart in flight. If it takes longer (VCC is slow), its
-	// handoff is not out yet either: it will reach this socket as an event, after subscribing.
-	lockCtx, cancel := context.WithTimeout(ctx, snapshotLockWait)
-	defer cancel()
-	unlock, err := s.locks.lock(lockCtx, id)
-	if err != nil {
-		return s.store.Session(ctx, id)
-	}
-	defer unlock()
-	return s.reload(ctx, id)
+	done, err := s.execute(ctx, id, trigger{kind: trigRead, lockWait: snapshotLockWait})
+	return done.sess, err
 }
 
 // handoffData returns the handoff of sess's current attempt, its tokens opened, or nil if the
@@ -125,7 +111,7 @@ func (s *Service) handoffData(sess *Session) (*HandoffEventData, error) {
 	if err := s.openTokens(c); err != nil {
 		return nil, err
 	}
-	h := c.Handoff(s.lifetime)
+	h := c.Handoff(s.rules.lifetime)
 	if h == nil {
 		return nil, nil
 	}

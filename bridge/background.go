@@ -70,13 +70,9 @@ func (s *Service) sweep(ctx context.Context, wg *sync.WaitGroup, wait bool) {
 			var err error
 			switch {
 			case !now.Before(d.expiresAt):
-				var unlock func()
-				if unlock, err = s.locks.lock(ctx, d.id); err == nil {
-					_, err = s.reload(ctx, d.id)
-					unlock()
-				}
+				_, err = s.execute(ctx, d.id, trigger{kind: trigTTL})
 			case d.pending:
-				err = s.failAbandoned(ctx, d.id)
+				_, err = s.execute(ctx, d.id, trigger{kind: trigAbandoned})
 			default:
 				err = s.poll(ctx, d.id)
 			}
@@ -96,24 +92,32 @@ func boolRank(b bool) int {
 	return 1
 }
 
-// failAbandoned fails a session whose create never finished (the process stopped during it).
-func (s *Service) failAbandoned(ctx context.Context, id string) error {
-	unlock, err := s.locks.lock(ctx, id)
+// poll asks VCC about the current attempt of session id, and now and then about the attempts it
+// replaced, and runs what it hears through the lifecycle.
+func (s *Service) poll(ctx context.Context, id string) error {
+	sess, err := s.store.Session(ctx, id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	sess, err := s.reload(ctx, id)
-	if err != nil || sess.Status != StatusPending {
-		return err
+	if sess.Status != StatusActive {
+		if sess.Status.Terminal() {
+			s.tracker.untrack(id)
+		}
+		return nil
 	}
-	m, err := s.merchant(ctx, sess.MerchantID)
-	if err != nil {
-		return err
+	guids := []string{sess.Current().SessionGUID}
+	if older := unsettled(sess, s.clock.Now(), s.rules.retention); len(older) > 0 && s.tracker.olderDue(id, s.clock.Now(), olderAttemptsEvery) {
+		guids = append(guids, guidsOf(older)...)
 	}
-	_, err = s.finishLocked(ctx, sess, m, finish{to: StatusFailed, failure: &Failure{Code: CodeInternalError,
-		Error: "paybridge stopped while starting this session; create a new session."}})
-	return err
+	for _, guid := range guids {
+		if sess, err = s.store.Session(ctx, id); err != nil {
+			return err
+		}
+		if err := s.checkAttempt(ctx, sess, guid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nextPoll spreads polls by ±20% so sessions created together do not poll together.

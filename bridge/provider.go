@@ -62,7 +62,7 @@ type ProviderStatus struct {
 	Decision            string // empty until a payment result exists
 	ReasonCode          string
 	TransactionID       string // paymentResultData.requestID
-	Amount              string // minor units, as VCC reports them
+	Amount              int64  // minor units, as VCC reports them; 0 when absent or unreadable
 	Currency            string
 }
 
@@ -79,6 +79,9 @@ func (p *ProviderStatus) EndedWithoutPayment() bool {
 	}
 	return false
 }
+
+// Ended reports whether the provider session is over, with a payment result or without one.
+func (p *ProviderStatus) Ended() bool { return p.Completed() || p.EndedWithoutPayment() }
 
 // Completed reports whether a payment result is in. Any decision counts, whatever the state
 // says: only Finished is documented, and a result is what matters.

@@ -48,6 +48,7 @@ type ServiceOptions struct {
 	Provider  PaymentProvider
 	Publisher Publisher
 	Keyring   *Keyring
+	Locker    Locker       // nil: the Store if it is a Locker, else a LocalLocker
 	Clock     Clock        // nil: SystemClock
 	Logger    *slog.Logger // nil: discard
 
@@ -71,14 +72,13 @@ type Service struct {
 	clock     Clock
 	logger    *slog.Logger
 
-	lifetime        time.Duration
-	maxAttempts     int
+	rules           rules
 	defaultTTL      time.Duration
 	pollInterval    time.Duration
 	pollConcurrency int
 	sweepInterval   time.Duration
 
-	locks   keyedMutex
+	locks   Locker
 	tracker tracker
 	stats   serviceCounters
 	work    chan struct{} // slots for background work in flight (pollConcurrency)
@@ -122,9 +122,16 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	}
 	s := &Service{
 		store: opts.Store, merchants: opts.Merchants, provider: opts.Provider,
-		publisher: opts.Publisher, keyring: opts.Keyring, clock: opts.Clock, logger: opts.Logger,
-		lifetime: opts.ProviderLifetime, maxAttempts: opts.MaxAttempts, defaultTTL: opts.DefaultTTL,
-		pollInterval: opts.PollInterval, pollConcurrency: opts.PollConcurrency, sweepInterval: opts.SweepInterval,
+		publisher: opts.Publisher, keyring: opts.Keyring, locks: opts.Locker, clock: opts.Clock, logger: opts.Logger,
+		defaultTTL: opts.DefaultTTL, pollInterval: opts.PollInterval, pollConcurrency: opts.PollConcurrency,
+		sweepInterval: opts.SweepInterval,
+	}
+	if s.locks == nil {
+		if l, ok := opts.Store.(Locker); ok {
+			s.locks = l
+		} else {
+			s.locks = &LocalLocker{}
+		}
 	}
 	if s.clock == nil {
 		s.clock = SystemClock{}
@@ -132,12 +139,15 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
-	s.lifetime = orDefault(s.lifetime, DefaultProviderLifetime)
 	s.defaultTTL = orDefault(s.defaultTTL, DefaultSessionTTL)
 	s.pollInterval = orDefault(s.pollInterval, DefaultPollInterval)
 	s.sweepInterval = orDefault(s.sweepInterval, max(s.pollInterval/8, 10*time.Millisecond))
-	if s.maxAttempts <= 0 {
-		s.maxAttempts = DefaultMaxAttempts
+	s.rules = rules{
+		maxAttempts: opts.MaxAttempts, lifetime: orDefault(opts.ProviderLifetime, DefaultProviderLifetime),
+		expiryGrace: expiryGrace, retention: vccRetention, pollInterval: s.pollInterval,
+	}
+	if s.rules.maxAttempts <= 0 {
+		s.rules.maxAttempts = DefaultMaxAttempts
 	}
 	if s.pollConcurrency <= 0 {
 		s.pollConcurrency = DefaultPollConcurrency
@@ -154,9 +164,6 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// ProviderLifetime returns how long a provider session is expected to live.
-func (s *Service) ProviderLifetime() time.Duration { return s.lifetime }
-
 // Scope restricts which sessions a caller may see: one merchant in one mode and, for a browser
 // caller holding an agent token, one agent.
 type Scope struct {
@@ -164,9 +171,6 @@ type Scope struct {
 	Mode       Mode
 	AgentID    string // "" for a secret key: every agent
 }
-
-// errStaleAttempt marks a trigger about an attempt that is no longer current; it is ignored.
-var errStaleAttempt = errors.New("report about an older attempt")
 
 // CreateSession validates in, starts the first provider session through VCC, pushes its handoff
 // to the agent's sockets and returns the active session. A VCC failure answers with the mapped
@@ -192,7 +196,7 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 	}
 	// Locked before it exists anywhere: an agent connecting meanwhile finds it pending in the
 	// tracker and waits on this lock for the handoff, rather than missing both.
-	unlock, err := s.locks.lock(ctx, sess.ID) // new: nobody else can hold it yet
+	unlock, err := s.locks.LockSession(ctx, sess.ID) // new: nobody else can hold it yet
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +211,7 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 		pub := AsError(err)
 		s.logger.WarnContext(ctx, "vcc create failed", "session", sess.ID, "merchant", m.ID, "code", pub.Code, "err", err)
 		// A background context: the request may be cancelled already, the record must be written.
-		if _, ferr := s.finishLocked(context.WithoutCancel(ctx), sess, m, finish{to: StatusFailed,
+		if _, ferr := s.finish(context.WithoutCancel(ctx), sess, m, finish{to: StatusFailed,
 			failure: &Failure{Code: pub.Code, Error: pub.Message}, quiet: true}); ferr != nil {
 			s.logger.ErrorContext(ctx, "record failed session", "session", sess.ID, "err", ferr)
 		}
@@ -267,22 +271,15 @@ func (s *Service) CheckCreate(ctx context.Context, in *CreateSessionInput) (*Mer
 	return m, nil
 }
 
-// Session returns the session id within scope. A session past its TTL is settled first: it
-// expires, or, if VCC has its payment, ends with that payment.
-func (s *Service) Session(ctx context.Context, sc Scope, id string) (*Session, error) {
+// SettledSession returns the session id within scope. One left open past its TTL is settled
+// first, which asks VCC: it expires, or, if VCC has its payment, ends with that payment.
+func (s *Service) SettledSession(ctx context.Context, sc Scope, id string) (*Session, error) {
 	sess, err := s.scoped(ctx, sc, id)
-	if err != nil {
-		return nil, err
+	if err != nil || !pastTTL(sess, s.clock.Now()) {
+		return sess, err
 	}
-	if sess.Status.Terminal() || s.clock.Now().Before(sess.ExpiresAt) {
-		return sess, nil
-	}
-	unlock, err := s.locks.lock(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return s.reload(ctx, id)
+	done, err := s.execute(ctx, id, trigger{kind: trigRead})
+	return done.sess, err
 }
 
 // ListSessions returns the sessions f selects, newest first, as stored: a session past its TTL
@@ -299,65 +296,26 @@ func (s *Service) ListSessions(ctx context.Context, f SessionFilter) ([]*Session
 // attempt that could have taken one), that result wins and the cancel answers
 // session_wrong_state; while the customer is keying, the cancel is refused.
 func (s *Service) CancelSession(ctx context.Context, sc Scope, id string) (*Session, error) {
-	if _, err := s.scoped(ctx, sc, id); err != nil {
-		return nil, err
-	}
-	unlock, err := s.locks.lock(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	sess, err := s.reload(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkOpen(sess, "cancelling"); err != nil {
-		return nil, err
-	}
-	m, err := s.merchant(ctx, sess.MerchantID)
-	if err != nil {
-		return nil, err
-	}
-	if sess.Status == StatusActive {
-		view, err := s.providerView(ctx, sess, m, true)
-		switch {
-		case err != nil:
-			// VCC cannot tell us; cancelling is still what the merchant asked for. A payment
-			// reported later is logged for reconciliation.
-			s.logger.WarnContext(ctx, "vcc status before cancel", "session", id, "err", err)
-		case view.completed != nil:
-			done, err := s.applyOutcomeLocked(ctx, sess, m, view.completed)
-			if err != nil {
-				return nil, err
-			}
-			if done.Status.Terminal() {
-				return nil, WrongState(done.Status, "cancelling")
-			}
-		case view.keying:
-			return nil, keyingError("cancelled")
-		}
-	}
-	return s.finishLocked(ctx, sess, m, finish{to: StatusCancelled})
+	return s.operate(ctx, sc, id, trigger{kind: trigCancel})
 }
 
 // RestartSession starts a new provider session for an active session on request (DESIGN section
 // 3, trigger 4). If VCC turns out to have the payment's result already, that result is applied
 // and answered instead: session_wrong_state for a success, the failure's own code otherwise.
 func (s *Service) RestartSession(ctx context.Context, sc Scope, id string) (*Session, error) {
+	return s.operate(ctx, sc, id, trigger{kind: trigRestart})
+}
+
+// operate runs an operation a caller within sc asked for: an error, or the session after it.
+func (s *Service) operate(ctx context.Context, sc Scope, id string, t trigger) (*Session, error) {
 	if _, err := s.scoped(ctx, sc, id); err != nil {
 		return nil, err
 	}
-	sess, err := s.restart(ctx, id, restartRequest{reason: EndRestartRequested})
+	done, err := s.execute(ctx, id, t)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case sess.Status == StatusSucceeded:
-		return nil, WrongState(sess.Status, "a restart").WithFix("The customer has paid: VCC reported the payment before the restart. Nothing needs restarting.")
-	case sess.Status == StatusFailed && sess.Failure != nil:
-		return nil, &Error{Code: sess.Failure.Code, Message: sess.Failure.Error}
-	}
-	return sess, nil
+	return done.sess, nil
 }
 
 // FrameRefused handles the widget's report that the provider refused attempt's frame (trigger 1).
@@ -372,14 +330,15 @@ func (s *Service) FrameRefused(ctx context.Context, agent AgentRef, sessionID st
 	if attempt <= 0 {
 		return nil, invalid("attempt", "frame.refused needs the attempt number it is about")
 	}
-	sess, err := s.restart(ctx, sessionID, restartRequest{attempt: attempt, reason: EndFrameRefused})
-	if !errors.Is(err, errStaleAttempt) {
+	done, err := s.execute(ctx, sessionID, trigger{kind: trigFrameRefused, attempt: attempt})
+	if err != nil || done.kind != actIgnore {
 		return nil, err
 	}
-	s.logger.DebugContext(ctx, "frame.refused for an older attempt", "session", sessionID, "attempt", attempt)
-	if sess == nil || sess.Status != StatusActive || sess.Current() == nil || sess.Current().Number <= attempt {
+	sess := done.sess
+	if sess.Status != StatusActive || sess.Current() == nil || sess.Current().Number <= attempt {
 		return nil, nil
 	}
+	s.logger.DebugContext(ctx, "frame.refused for an older attempt", "session", sessionID, "attempt", attempt)
 	return s.handoffData(sess)
 }
 
@@ -395,23 +354,25 @@ func (s *Service) ProviderNotified(ctx context.Context, merchantID, sessionGUID 
 	if err != nil {
 		return err
 	}
-	return s.checkAttempt(ctx, sess.ID, sessionGUID)
+	return s.checkAttempt(ctx, sess, sessionGUID)
 }
 
-// MerchantFor returns the merchant with id.
-func (s *Service) MerchantFor(ctx context.Context, id string) (*Merchant, error) {
-	return s.merchant(ctx, id)
-}
-
-// checkOpen answers 410 for an expired session and 409 for any other terminal one.
-func (s *Service) checkOpen(sess *Session, operation string) error {
-	switch {
-	case sess.Status == StatusExpired:
-		return Errorf(CodeSessionExpired, "Session %s expired at %s.", sess.ID, sess.ExpiresAt.Format(time.RFC3339))
-	case sess.Status.Terminal():
-		return WrongState(sess.Status, operation)
+// checkAttempt asks VCC about the attempt with guid of sess, if sess is still active, and runs
+// what it says through the lifecycle (trigger 3).
+func (s *Service) checkAttempt(ctx context.Context, sess *Session, guid string) error {
+	if sess.Status != StatusActive || sess.AttemptByGUID(guid) == nil {
+		return nil
 	}
-	return nil
+	m, err := s.merchant(ctx, sess.MerchantID)
+	if err != nil {
+		return err
+	}
+	st, err := s.status(ctx, m, guid)
+	if err != nil {
+		return err
+	}
+	_, err = s.execute(ctx, sess.ID, trigger{kind: trigProviderStatus, status: st})
+	return err
 }
 
 // scoped returns session id if sc may see it, else session_not_found (never saying which).
@@ -527,4 +488,8 @@ func joinInts(xs []int) string {
 		parts[i] = strconv.Itoa(x)
 	}
 	return strings.Join(parts, ", ")
+}
+
+func (a AgentRef) scope() Scope {
+	return Scope{MerchantID: a.MerchantID, Mode: a.Mode, AgentID: a.AgentID}
 }

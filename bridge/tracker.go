@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
@@ -189,48 +188,4 @@ func (t *tracker) olderDue(id string, now time.Time, every time.Duration) bool {
 	}
 	it.olderAt = now
 	return true
-}
-
-// keyedMutex serialises work on one key (a session id) without a global lock. Waiting for a
-// key honours the waiter's context: work that holds a session for long (a restart waiting on a
-// slow VCC) delays others only as long as they are willing to wait.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	held    chan struct{} // one slot: full while someone holds the key
-	waiters int
-}
-
-// lock takes the lock for key, or gives up when ctx ends, and returns its unlock.
-func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = make(map[string]*keyedLock)
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = &keyedLock{held: make(chan struct{}, 1)}
-		k.locks[key] = l
-	}
-	l.waiters++
-	k.mu.Unlock()
-	select {
-	case l.held <- struct{}{}:
-		return func() { <-l.held; k.leave(key, l) }, nil
-	case <-ctx.Done():
-		k.leave(key, l)
-		return nil, ctx.Err()
-	}
-}
-
-func (k *keyedMutex) leave(key string, l *keyedLock) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	l.waiters--
-	if l.waiters == 0 {
-		delete(k.locks, key)
-	}
 }

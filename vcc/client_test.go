@@ -895,7 +895,7 @@ func TestSessionStatus(t *testing.T) {
 			name: "documented shape", status: 200, body: documented,
 			want: &bridge.ProviderStatus{SessionGUID: "g-1", ProviderSessionGUID: "p-1", State: bridge.StateFinished,
 				LastUpdatedOn: time.Date(2018, 2, 23, 9, 27, 37, 561413000, time.UTC), Decision: bridge.DecisionAccept,
-				ReasonCode: "100", TransactionID: "6193551963456543", Amount: "1240", Currency: "GBP"},
+				ReasonCode: "100", TransactionID: "6193551963456543", Amount: 1240, Currency: "GBP"},
 		},
 		{
 			name: "running, no result yet, time without zone", status: 200,
@@ -907,7 +907,7 @@ func TestSessionStatus(t *testing.T) {
 			name: "numbers where strings are documented", status: 200,
 			body: `{"sessionGuid":"g-1","sessionState":"Finished","paymentResultData":{"decision":"reject","reasonCode":202,"requestID":null,"Amount":1240,"Currency":"gbp"}}`,
 			want: &bridge.ProviderStatus{SessionGUID: "g-1", State: bridge.StateFinished, Decision: bridge.DecisionReject,
-				ReasonCode: "202", Amount: "1240", Currency: "GBP"},
+				ReasonCode: "202", Amount: 1240, Currency: "GBP"},
 		},
 		{name: "purged", status: 404, body: `{"message":"Session not found"}`, notFound: true},
 		{name: "no guid", status: 200, body: `{"sessionState":"Finished"}`, wantCode: bridge.CodeProviderUnavailable},

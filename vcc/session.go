@@ -249,7 +249,9 @@ func ParseStatus(body []byte) (*bridge.ProviderStatus, error) {
 		st.Decision = strings.ToUpper(string(r.Decision))
 		st.ReasonCode = string(r.ReasonCode)
 		st.TransactionID = string(r.RequestID)
-		st.Amount = string(r.Amount)
+		// Parsed once, here: the result amount is in minor units (unlike the request's decimal
+		// string); an unreadable one stays 0, which no session amount matches.
+		st.Amount, _ = ParseMinorAmount(string(r.Amount))
 		st.Currency = strings.ToUpper(string(r.Currency))
 	}
 	return st, nil

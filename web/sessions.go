@@ -134,7 +134,7 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sess, err := s.sessions.Session(r.Context(), p.Scope(), r.PathValue("id"))
+	sess, err := s.sessions.SettledSession(r.Context(), p.Scope(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,477 @@
+package bridge
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// This file holds every rule of the session lifecycle (DESIGN section 3) in one pure function,
+// decide. It reads no clock, calls nobody and takes no lock: the executor (executor.go) gathers
+// what it needs, asks it, and carries out the action it answers.
+
+// triggerKind is what asks the lifecycle to act on a session.
+type triggerKind int
+
+const (
+	// trigRead: a read of a session that may be past its TTL (GET, an agent's snapshot).
+	trigRead triggerKind = iota
+	// trigTTL: the sweep found the session's TTL (or a postponed expiry) due.
+	trigTTL
+	// trigAbandoned: the sweep found a session pending past pendingGrace: the process that
+	// created it died mid-create.
+	trigAbandoned
+	// trigFrameRefused: the widget saw the provider refuse the attempt's frame (trigger 1).
+	trigFrameRefused
+	// trigLifetime: an agent (re)connected, or is about to re-post tokens, and the attempt may be
+	// older than the provider session lifetime (trigger 2).
+	trigLifetime
+	// trigProviderStatus: VCC (poll or webhook) reported on one attempt (trigger 3).
+	trigProviderStatus
+	// trigRestart: POST /v1/sessions/{id}/restart or the socket's session.restart (trigger 4).
+	trigRestart
+	// trigCancel: POST /v1/sessions/{id}/cancel.
+	trigCancel
+)
+
+var triggerNames = [...]string{"read", "ttl", "abandoned", "frame_refused", "lifetime", "provider_status", "restart", "cancel"}
+
+func (k triggerKind) String() string { return triggerNames[k] }
+
+// trigger is one request to the lifecycle.
+type trigger struct {
+	kind    triggerKind
+	attempt int             // the attempt a browser report is about; 0: whatever is current
+	status  *ProviderStatus // trigProviderStatus: VCC's view of one attempt
+	// lockWait bounds the wait for the session's lock (0: as long as ctx allows); past it the
+	// session is answered as stored. For snapshots, which must not hang on a slow restart.
+	lockWait time.Duration
+}
+
+// rules are the lifecycle's settings.
+type rules struct {
+	maxAttempts  int           // provider sessions per payment session
+	lifetime     time.Duration // how long a provider session lives
+	expiryGrace  time.Duration // how long past its TTL a session may stay open while money may move
+	retention    time.Duration // how long VCC keeps a provider session's result
+	pollInterval time.Duration // how long a postponed expiry waits before it is looked at again
+}
+
+// providerView is what VCC said about some attempts of one session, by VCC session GUID. A GUID
+// VCC no longer knows (purged) is there as ended without a result.
+type providerView struct {
+	status map[string]*ProviderStatus
+	err    error // VCC could not answer about one of the attempts asked: nobody knows if money moved
+}
+
+func (v *providerView) of(guid string) *ProviderStatus {
+	if v == nil {
+		return nil
+	}
+	return v.status[guid]
+}
+
+// missing returns the GUIDs the view has nothing about, unless asking already failed.
+func (v *providerView) missing(guids []string) []string {
+	if v != nil && v.err != nil {
+		return nil
+	}
+	var out []string
+	for _, g := range guids {
+		if v.of(g) == nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// actionKind is what the executor does.
+type actionKind int
+
+const (
+	actIgnore   actionKind = iota // nothing to do (a stale report, an open session within its TTL)
+	actRefuse                     // answer err, change nothing
+	actAsk                        // ask VCC about the attempts in ask, then decide again
+	actRecord                     // note what VCC said about an attempt; no transition
+	actSettle                     // finish with the payment result VCC holds
+	actRestart                    // end the current attempt and start a new one
+	actExpire                     // finish as expired
+	actPostpone                   // keep the session open past its TTL until `until`
+	actFail                       // finish as failed without a payment result
+	actCancel                     // finish as cancelled
+)
+
+var actionNames = [...]string{"ignore", "refuse", "ask", "record", "settle", "restart", "expire", "postpone", "fail", "cancel"}
+
+func (k actionKind) String() string { return actionNames[k] }
+
+// action is decide's answer.
+type action struct {
+	kind actionKind
+	ask  []string // actAsk: the VCC session GUIDs to ask about, current attempt first
+	// finish is the terminal transition of actSettle, actExpire, actFail and actCancel.
+	finish finish
+	// restart: why the current attempt ends, and whether VCC said its provider session is over.
+	reason        EndReason
+	providerEnded bool
+	// record: the attempt VCC reported on, its provider session GUID and whether it is over.
+	record *ProviderStatus
+	ended  bool
+	until  time.Time // actPostpone
+	// err is the caller's answer: with actRefuse the whole answer; after a transition what the
+	// caller hears about it (a cancel that lost to a payment, restarts exhausted).
+	err error
+	// note is logged by the executor, for operators and reconciliation.
+	note *note
+}
+
+// note is a log line decide asks for.
+type note struct {
+	level slog.Level
+	msg   string
+	attrs []any
+}
+
+// finish is one terminal transition.
+type finish struct {
+	to      Status
+	result  *Result
+	failure *Failure
+	// settled is the attempt whose result this is: it is marked over and its provider session
+	// GUID kept. The transition is dropped if the attempt is gone (another node's change).
+	settled *ProviderStatus
+	quiet   bool // for the record only: no agent event, no merchant webhook
+}
+
+// decide applies DESIGN section 3's rules to sess for trigger t, given what VCC said (view, nil
+// if nobody asked yet) at now. When it needs VCC's word it answers actAsk; the executor asks and
+// calls it again with the view.
+func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules) action {
+	if t.kind == trigProviderStatus && t.status != nil {
+		view = withStatus(view, t.status)
+	}
+	switch {
+	case sess.Status.Terminal():
+		return onTerminal(sess, t)
+	case pastTTL(sess, now):
+		return onPastTTL(sess, view, t, now, r)
+	}
+	switch t.kind {
+	case trigAbandoned:
+		if sess.Status == StatusPending {
+			return action{kind: actFail, finish: finish{to: StatusFailed, failure: &Failure{Code: CodeInternalError,
+				Error: "paybridge stopped while starting this session; create a new session."}}}
+		}
+	case trigCancel:
+		return onCancel(sess, view, r, now)
+	case trigRestart, trigFrameRefused, trigLifetime:
+		return onRestart(sess, view, t, now, r)
+	case trigProviderStatus:
+		return onProviderStatus(sess, t.status, view, t, now, r)
+	}
+	return action{kind: actIgnore}
+}
+
+// pastTTL reports whether sess is open past its TTL: it must be settled before anything else.
+func pastTTL(sess *Session, now time.Time) bool {
+	return !sess.Status.Terminal() && !now.Before(sess.ExpiresAt)
+}
+
+// onTerminal: terminal statuses never change; operations on them are refused, reports ignored.
+func onTerminal(sess *Session, t trigger) action {
+	switch t.kind {
+	case trigRestart:
+		return action{kind: actRefuse, err: closedError(sess, "a restart")}
+	case trigCancel:
+		return action{kind: actRefuse, err: closedError(sess, "cancelling")}
+	case trigProviderStatus:
+		if st := t.status; st != nil && st.Decision == DecisionAccept {
+			return action{kind: actIgnore, note: &note{slog.LevelError, "payment accepted on a session that is no longer open: reconcile with VCC",
+				[]any{"session", sess.ID, "status", sess.Status, "vccSession", st.SessionGUID, "transactionId", st.TransactionID}}}
+		}
+	}
+	return action{kind: actIgnore}
+}
+
+// onPastTTL settles an open session past its TTL, unless money may be moving: a payment result
+// on any attempt that could carry one settles it instead; while the customer is keying, or VCC
+// cannot answer, the session stays open for up to expiryGrace past its TTL.
+func onPastTTL(sess *Session, view *providerView, t trigger, now time.Time, r rules) action {
+	if sess.Status != StatusActive || sess.Current() == nil {
+		return afterExpiry(sess, t, action{kind: actExpire, finish: finish{to: StatusExpired}})
+	}
+	if ask := view.missing(openGUIDs(sess, now, r)); len(ask) > 0 {
+		return action{kind: actAsk, ask: ask}
+	}
+	if st := paymentIn(sess, view); st != nil {
+		return afterSettle(settle(sess, st), t)
+	}
+	keying := view.err == nil && keyingOn(sess, view)
+	if now.Before(sess.ExpiresAt.Add(r.expiryGrace)) && (view.err != nil || keying) {
+		switch t.kind {
+		case trigCancel:
+			return cancelWhileUnsure(sess, view, keying)
+		case trigRestart:
+			return action{kind: actPostpone, until: now.Add(r.pollInterval), err: ttlError(sess),
+				note: postponeNote(sess, view)}
+		}
+		return action{kind: actPostpone, until: now.Add(r.pollInterval), note: postponeNote(sess, view)}
+	}
+	a := action{kind: actExpire, finish: finish{to: StatusExpired}}
+	if view.err != nil {
+		a.note = &note{slog.LevelError, "expiring a session VCC could not report on: reconcile with VCC", []any{"session", sess.ID, "err", view.err}}
+	}
+	return afterExpiry(sess, t, a)
+}
+
+func postponeNote(sess *Session, view *providerView) *note {
+	return &note{slog.LevelInfo, "expiry postponed: the customer may be paying", []any{"session", sess.ID, "keying", view.err == nil, "err", view.err}}
+}
+
+// afterExpiry adds what the caller of t hears when its session expires under it.
+func afterExpiry(sess *Session, t trigger, a action) action {
+	if t.kind == trigRestart || t.kind == trigCancel {
+		a.err = closedError(&Session{ID: sess.ID, Status: StatusExpired, ExpiresAt: sess.ExpiresAt}, "")
+	}
+	return a
+}
+
+// onCancel: a payment VCC already holds wins over a cancel; the customer keying refuses it; VCC
+// unable to answer does not stop it (the merchant asked; a later payment is for reconciliation).
+func onCancel(sess *Session, view *providerView, r rules, now time.Time) action {
+	if sess.Status == StatusPending {
+		return action{kind: actCancel, finish: finish{to: StatusCancelled}}
+	}
+	if ask := view.missing(openGUIDs(sess, now, r)); len(ask) > 0 {
+		return action{kind: actAsk, ask: ask}
+	}
+	if st := paymentIn(sess, view); st != nil {
+		return afterSettle(settle(sess, st), trigger{kind: trigCancel})
+	}
+	return cancelWhileUnsure(sess, view, view.err == nil && keyingOn(sess, view))
+}
+
+func cancelWhileUnsure(sess *Session, view *providerView, keying bool) action {
+	if keying {
+		return action{kind: actRefuse, err: keyingError("cancelled")}
+	}
+	a := action{kind: actCancel, finish: finish{to: StatusCancelled}}
+	if view.err != nil {
+		a.note = &note{slog.LevelWarn, "vcc status before cancel", []any{"session", sess.ID, "err", view.err}}
+	}
+	return a
+}
+
+// onRestart applies the restart rules to triggers 1, 2 and 4 (and 3, from onProviderStatus):
+// reports about an older attempt are ignored; never while the customer is keying; a result VCC
+// holds settles the session instead; at most maxAttempts attempts.
+func onRestart(sess *Session, view *providerView, t trigger, now time.Time, r rules) action {
+	cur := sess.Current()
+	if t.attempt != 0 && (cur == nil || cur.Number != t.attempt) {
+		return action{kind: actIgnore} // a report about an older attempt
+	}
+	if sess.Status != StatusActive || cur == nil {
+		if t.kind == trigRestart {
+			return action{kind: actRefuse, err: WrongState(sess.Status, "a restart")}
+		}
+		return action{kind: actIgnore}
+	}
+	if t.kind == trigLifetime && now.Before(cur.StartedAt.Add(r.lifetime)) {
+		return action{kind: actIgnore} // the provider session is young enough to show
+	}
+	if ask := view.missing([]string{cur.SessionGUID}); len(ask) > 0 {
+		return action{kind: actAsk, ask: ask}
+	}
+	if view.err != nil {
+		return action{kind: actRefuse, err: view.err}
+	}
+	switch p := paymentIn(sess, view); {
+	case keyingOn(sess, view):
+		return action{kind: actRefuse, err: keyingError("restarted")}
+	case p != nil:
+		return afterSettle(settle(sess, p), t)
+	case len(sess.Attempts) >= r.maxAttempts:
+		msg := fmt.Sprintf("The payment page could not be shown after %d attempts (ATTESTATION_EXPIRED): the provider session kept ending before the agent's browser loaded it.", len(sess.Attempts))
+		return action{kind: actFail, finish: finish{to: StatusFailed, failure: &Failure{Code: CodeProviderAttestationFailed, Error: msg}},
+			err:  Errorf(CodeProviderAttestationFailed, "%s", msg),
+			note: &note{slog.LevelWarn, "restarts exhausted", []any{"session", sess.ID, "attempts", len(sess.Attempts)}}}
+	}
+	return action{kind: actRestart, reason: endReasons[t.kind], providerEnded: view.of(cur.SessionGUID).Ended()}
+}
+
+// endReasons says why an attempt ends, by the trigger that ends it.
+var endReasons = map[triggerKind]EndReason{
+	trigFrameRefused:   EndFrameRefused,
+	trigLifetime:       EndLifetimeElapsed,
+	trigProviderStatus: EndProviderExpired,
+	trigRestart:        EndRestartRequested,
+}
+
+// onProviderStatus acts on VCC's view of one attempt within the session's TTL: a result settles
+// the session (on a replaced attempt only an ACCEPT does: money moved there); the current attempt
+// ending without a payment restarts it; a replaced attempt ending is remembered.
+func onProviderStatus(sess *Session, st *ProviderStatus, view *providerView, t trigger, now time.Time, r rules) action {
+	a := sess.AttemptByGUID(st.SessionGUID)
+	if sess.Status != StatusActive || a == nil {
+		return action{kind: actIgnore}
+	}
+	current := a.Number == len(sess.Attempts)
+	switch p := paymentIn(sess, view); {
+	case p != nil:
+		return settle(sess, p)
+	case !current && st.Ended():
+		return action{kind: actRecord, record: st, ended: true}
+	case st.Ended():
+		return onRestart(sess, view, trigger{kind: trigProviderStatus, attempt: a.Number}, now, r)
+	case st.ProviderSessionGUID != "" && a.ProviderSessionGUID != st.ProviderSessionGUID:
+		return action{kind: actRecord, record: st}
+	}
+	return action{kind: actIgnore}
+}
+
+// settle turns a result VCC holds into succeeded or failed, verifying amount and currency first.
+// The result is the current attempt's, or an ACCEPT on an attempt paybridge replaced (the
+// customer paid there: the money decides).
+func settle(sess *Session, st *ProviderStatus) action {
+	a := sess.AttemptByGUID(st.SessionGUID)
+	current := a != nil && a.Number == len(sess.Attempts)
+	if a == nil || (!current && st.Decision != DecisionAccept) {
+		return action{kind: actIgnore}
+	}
+	f := finish{result: &Result{Decision: st.Decision, ReasonCode: st.ReasonCode, TransactionID: st.TransactionID}, settled: st}
+	act := action{kind: actSettle}
+	switch {
+	case st.Decision != DecisionAccept:
+		msg := fmt.Sprintf("The provider did not take the payment (decision %s", st.Decision)
+		if st.ReasonCode != "" {
+			msg += ", reason code " + st.ReasonCode
+		}
+		f.to, f.failure = StatusFailed, &Failure{Code: CodeProviderChargeFailed, Error: msg + ")."}
+	case !verified(sess, st):
+		f.to, f.failure = StatusFailed, &Failure{Code: CodeTransactionVerificationFailed,
+			Error: fmt.Sprintf("VCC reported %s %s for a session of %d %s; the payment was not marked as succeeded.",
+				amountText(st), orUnknown(st.Currency), sess.Amount, sess.Currency)}
+		act.note = &note{slog.LevelError, "transaction verification failed", []any{"session", sess.ID, "vccSession", st.SessionGUID}}
+	default:
+		f.to = StatusSucceeded
+		if !current {
+			act.note = &note{slog.LevelWarn, "payment accepted on a replaced attempt", []any{"session", sess.ID, "attempt", a.Number}}
+		}
+	}
+	act.finish = f
+	return act
+}
+
+// afterSettle adds what the caller of t hears when a result VCC holds ends the session under
+// it: a restart or cancel is answered with the outcome, since it did not happen.
+func afterSettle(a action, t trigger) action {
+	if a.kind != actSettle {
+		return a
+	}
+	f := a.finish
+	switch t.kind {
+	case trigCancel:
+		a.err = WrongState(f.to, "cancelling")
+	case trigRestart:
+		if f.to == StatusSucceeded {
+			a.err = WrongState(f.to, "a restart").WithFix("The customer has paid: VCC reported the payment before the restart. Nothing needs restarting.")
+		} else {
+			a.err = &Error{Code: f.failure.Code, Message: f.failure.Error}
+		}
+	}
+	return a
+}
+
+// verified reports whether VCC's result is for exactly the session's amount and currency.
+func verified(sess *Session, st *ProviderStatus) bool {
+	return st.Amount == sess.Amount && strings.EqualFold(strings.TrimSpace(st.Currency), sess.Currency)
+}
+
+func amountText(st *ProviderStatus) string {
+	if st.Amount == 0 {
+		return "(none)"
+	}
+	return fmt.Sprint(st.Amount)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// keyingOn reports whether VCC says the customer is keying on the current attempt right now.
+func keyingOn(sess *Session, view *providerView) bool {
+	st := view.of(sess.Current().SessionGUID)
+	return st != nil && st.CaptureInProgress()
+}
+
+// paymentIn returns the result that decides the session: an ACCEPT on any attempt asked about,
+// else any result of the current attempt when VCC answered about every attempt asked.
+func paymentIn(sess *Session, view *providerView) *ProviderStatus {
+	for _, guid := range guidsOf(sess.Attempts) {
+		if st := view.of(guid); st != nil && st.Completed() && st.Decision == DecisionAccept {
+			return st
+		}
+	}
+	if st := view.of(sess.Current().SessionGUID); view.err == nil && st != nil && st.Completed() {
+		return st
+	}
+	return nil
+}
+
+// openGUIDs returns the current attempt's GUID and those of the attempts it replaced on which a
+// payment could still arrive (see unsettled).
+func openGUIDs(sess *Session, now time.Time, r rules) []string {
+	return append([]string{sess.Current().SessionGUID}, guidsOf(unsettled(sess, now, r.retention))...)
+}
+
+// unsettled returns the attempts sess replaced on which a payment could still arrive: ended by
+// paybridge (not by VCC saying so), and recent enough for VCC to still know them.
+func unsettled(sess *Session, now time.Time, retention time.Duration) []Attempt {
+	var out []Attempt
+	for _, a := range sess.Attempts[:max(len(sess.Attempts)-1, 0)] {
+		if !a.ProviderEnded && !a.EndedAt.IsZero() && now.Sub(a.EndedAt) < retention {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func guidsOf(attempts []Attempt) []string {
+	out := make([]string, len(attempts))
+	for i, a := range attempts {
+		out[i] = a.SessionGUID
+	}
+	return out
+}
+
+func withStatus(view *providerView, st *ProviderStatus) *providerView {
+	v := &providerView{status: map[string]*ProviderStatus{st.SessionGUID: st}}
+	if view != nil {
+		v.err = view.err
+		for g, s := range view.status {
+			v.status[g] = s
+		}
+	}
+	return v
+}
+
+// closedError answers an operation on a terminal session: 410 if it expired, 409 otherwise.
+func closedError(sess *Session, operation string) error {
+	if sess.Status == StatusExpired {
+		return Errorf(CodeSessionExpired, "Session %s expired at %s.", sess.ID, sess.ExpiresAt.Format(time.RFC3339))
+	}
+	return WrongState(sess.Status, operation)
+}
+
+func ttlError(sess *Session) error {
+	return Errorf(CodeSessionExpired, "Session %s reached its TTL at %s; it is not restarted.", sess.ID, sess.ExpiresAt.Format("15:04:05Z07:00"))
+}
+
+func keyingError(what string) *Error {
+	return Errorf(CodeSessionWrongState, "The customer is keying card details right now; the session cannot be %s until they finish.", what).
+		WithFix("Wait for the payment to finish; paybridge reports the outcome by itself.")
+}

@@ -1,0 +1,259 @@
+package bridge
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDecide is the lifecycle's table: every trigger against every kind of session and every
+// answer VCC can give, each case named after the DESIGN section 3 rule it pins.
+func TestDecide(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := rules{maxAttempts: 3, lifetime: 15 * time.Minute, expiryGrace: 5 * time.Minute, retention: 15 * time.Minute, pollInterval: 2 * time.Second}
+
+	attempt := func(n int, guid string, started time.Time) Attempt {
+		return Attempt{Number: n, SessionGUID: guid, StartedAt: started}
+	}
+	replaced := func(n int, guid string, ended time.Time) Attempt {
+		a := attempt(n, guid, ended.Add(-time.Minute))
+		a.EndedAt, a.EndReason = ended, EndFrameRefused
+		return a
+	}
+	session := func(status Status, expires time.Time, attempts ...Attempt) *Session {
+		return &Session{ID: "vp_cs_test_0123456789abcdef", Status: status, Amount: 1240, Currency: "GBP",
+			CreatedAt: now.Add(-10 * time.Minute), ExpiresAt: expires, Attempts: attempts}
+	}
+	within, past, pastGrace := now.Add(10*time.Minute), now.Add(-time.Second), now.Add(-6*time.Minute)
+	fresh := attempt(1, "g1", now.Add(-time.Minute))
+	old := attempt(1, "g1", now.Add(-16*time.Minute))
+
+	pending := session(StatusPending, within)
+	active := session(StatusActive, within, fresh)
+	activeOld := session(StatusActive, within, old)
+	two := session(StatusActive, within, replaced(1, "g1", now.Add(-2*time.Minute)), attempt(2, "g2", now.Add(-2*time.Minute)))
+	settledOlder := session(StatusActive, within, replaced(1, "g1", now.Add(-2*time.Minute)), attempt(2, "g2", now.Add(-2*time.Minute)))
+	settledOlder.Attempts[0].ProviderEnded = true
+	purgedOlder := session(StatusActive, within, replaced(1, "g1", now.Add(-16*time.Minute)), attempt(2, "g2", now.Add(-2*time.Minute)))
+	atMax := session(StatusActive, within, replaced(1, "g1", now.Add(-3*time.Minute)), replaced(2, "g2", now.Add(-2*time.Minute)), attempt(3, "g3", now.Add(-time.Minute)))
+	pendingPast := session(StatusPending, past)
+	activePast := session(StatusActive, past, fresh)
+	twoPast := session(StatusActive, past, replaced(1, "g1", now.Add(-2*time.Minute)), attempt(2, "g2", now.Add(-2*time.Minute)))
+	activePastGrace := session(StatusActive, pastGrace, fresh)
+
+	st := func(guid, state, decision string) *ProviderStatus {
+		return &ProviderStatus{SessionGUID: guid, State: state, Decision: decision, Amount: 1240, Currency: "GBP", TransactionID: "tx-" + guid}
+	}
+	running := func(g string) *ProviderStatus { return st(g, StateCreated, "") }
+	keying := func(g string) *ProviderStatus { return st(g, StateInProgress, "") }
+	accept := func(g string) *ProviderStatus { return st(g, StateFinished, DecisionAccept) }
+	reject := func(g string) *ProviderStatus { return st(g, StateFinished, DecisionReject) }
+	over := func(g string) *ProviderStatus { return st(g, StateFinished, "") }
+	expired := func(g string) *ProviderStatus { return st(g, StateExpired, "") }
+	wrongAmount := accept("g1")
+	wrongAmount.Amount = 124
+	wrongCurrency := accept("g1")
+	wrongCurrency.Currency = "EUR"
+	noAmount := accept("g1")
+	noAmount.Amount = 0
+	newPSG := running("g1")
+	newPSG.ProviderSessionGUID = "psg-1"
+
+	vccDown := errors.New("vcc: status: connection refused")
+	view := func(sts ...*ProviderStatus) *providerView {
+		v := &providerView{status: map[string]*ProviderStatus{}}
+		for _, s := range sts {
+			v.status[s.SessionGUID] = s
+		}
+		return v
+	}
+	failing := &providerView{status: map[string]*ProviderStatus{}, err: vccDown}
+
+	terminal := func(status Status) *Session {
+		s := session(status, within, fresh)
+		s.Attempts[0].EndedAt = now.Add(-time.Second)
+		return s
+	}
+	read, ttl, abandoned := trigger{kind: trigRead}, trigger{kind: trigTTL}, trigger{kind: trigAbandoned}
+	restart, cancel, lifetime := trigger{kind: trigRestart}, trigger{kind: trigCancel}, trigger{kind: trigLifetime}
+	refused := func(n int) trigger { return trigger{kind: trigFrameRefused, attempt: n} }
+	reported := func(s *ProviderStatus) trigger { return trigger{kind: trigProviderStatus, status: s} }
+
+	tests := []struct {
+		rule    string
+		sess    *Session
+		trigger trigger
+		view    *providerView
+		want    actionKind
+		to      Status    // the terminal transition, for settle, expire, fail and cancel
+		failure Code      // the failure the session records
+		err     Code      // what the caller hears
+		ask     []string  // for actAsk
+		reason  EndReason // for actRestart
+		ended   bool      // actRestart: providerEnded; actRecord: ended
+		note    slog.Level
+	}{
+		// Terminal statuses never change.
+		{rule: "terminal: a restart of a succeeded session is refused", sess: terminal(StatusSucceeded), trigger: restart, want: actRefuse, err: CodeSessionWrongState},
+		{rule: "terminal: a restart of an expired session answers 410", sess: terminal(StatusExpired), trigger: restart, want: actRefuse, err: CodeSessionExpired},
+		{rule: "terminal: cancelling a cancelled session is refused", sess: terminal(StatusCancelled), trigger: cancel, want: actRefuse, err: CodeSessionWrongState},
+		{rule: "terminal: cancelling an expired session answers 410", sess: terminal(StatusExpired), trigger: cancel, want: actRefuse, err: CodeSessionExpired},
+		{rule: "terminal: a refused frame of a failed session changes nothing", sess: terminal(StatusFailed), trigger: refused(1), want: actIgnore},
+		{rule: "terminal: an agent reconnecting changes nothing", sess: terminal(StatusSucceeded), trigger: lifetime, want: actIgnore},
+		{rule: "terminal: reads and sweeps change nothing", sess: terminal(StatusCancelled), trigger: read, want: actIgnore},
+		{rule: "terminal: the sweep changes nothing", sess: terminal(StatusExpired), trigger: ttl, want: actIgnore},
+		{rule: "terminal: a REJECT reported late changes nothing", sess: terminal(StatusCancelled), trigger: reported(reject("g1")), want: actIgnore},
+		{rule: "terminal: an ACCEPT reported late is not applied but logged for reconciliation", sess: terminal(StatusCancelled), trigger: reported(accept("g1")), want: actIgnore, note: slog.LevelError},
+
+		// TTL, with its grace.
+		{rule: "ttl: a pending session past its TTL expires", sess: pendingPast, trigger: ttl, want: actExpire, to: StatusExpired},
+		{rule: "ttl: an active session past its TTL asks VCC about every attempt that could carry a payment", sess: twoPast, trigger: ttl, want: actAsk, ask: []string{"g2", "g1"}},
+		{rule: "ttl: nothing paid, nobody keying: expire", sess: twoPast, trigger: ttl, view: view(running("g2"), running("g1")), want: actExpire, to: StatusExpired},
+		{rule: "ttl: an ACCEPT on a replaced attempt settles the session instead", sess: twoPast, trigger: ttl, view: view(running("g2"), accept("g1")), want: actSettle, to: StatusSucceeded, note: slog.LevelWarn},
+		{rule: "ttl: a REJECT on the current attempt settles it as failed", sess: activePast, trigger: ttl, view: view(reject("g1")), want: actSettle, to: StatusFailed, failure: CodeProviderChargeFailed},
+		{rule: "ttl: the customer keying within the grace postpones expiry", sess: activePast, trigger: ttl, view: view(keying("g1")), want: actPostpone, note: slog.LevelInfo},
+		{rule: "ttl: VCC unable to answer within the grace postpones expiry", sess: activePast, trigger: ttl, view: failing, want: actPostpone, note: slog.LevelInfo},
+		{rule: "ttl: past the grace, keying or not, the session expires", sess: activePastGrace, trigger: ttl, view: view(keying("g1")), want: actExpire, to: StatusExpired},
+		{rule: "ttl: past the grace with VCC silent, it expires, logged for reconciliation", sess: activePastGrace, trigger: ttl, view: failing, want: actExpire, to: StatusExpired, note: slog.LevelError},
+		{rule: "ttl: a read past the TTL settles the session like the sweep", sess: activePast, trigger: read, view: view(running("g1")), want: actExpire, to: StatusExpired},
+		{rule: "ttl: a restart past the TTL while keying postpones and is refused with 410", sess: activePast, trigger: restart, view: view(keying("g1")), want: actPostpone, err: CodeSessionExpired, note: slog.LevelInfo},
+		{rule: "ttl: a restart past the TTL expires the session and answers 410", sess: activePast, trigger: restart, view: view(running("g1")), want: actExpire, to: StatusExpired, err: CodeSessionExpired},
+		{rule: "ttl: a refused frame past the TTL expires the session", sess: activePast, trigger: refused(1), view: view(running("g1")), want: actExpire, to: StatusExpired},
+		{rule: "ttl: a cancel past the TTL while keying is refused", sess: activePast, trigger: cancel, view: view(keying("g1")), want: actRefuse, err: CodeSessionWrongState},
+		{rule: "ttl: a cancel past the TTL with VCC silent within the grace cancels", sess: activePast, trigger: cancel, view: failing, want: actCancel, to: StatusCancelled, note: slog.LevelWarn},
+		{rule: "ttl: a cancel past the TTL with nothing paid expires and answers 410", sess: activePast, trigger: cancel, view: view(running("g1")), want: actExpire, to: StatusExpired, err: CodeSessionExpired},
+		{rule: "ttl: a cancel past the TTL loses to a payment", sess: activePast, trigger: cancel, view: view(accept("g1")), want: actSettle, to: StatusSucceeded, err: CodeSessionWrongState},
+
+		// Open sessions within their TTL.
+		{rule: "open: a read within the TTL changes nothing", sess: active, trigger: read, want: actIgnore},
+		{rule: "open: the sweep before the TTL changes nothing", sess: active, trigger: ttl, want: actIgnore},
+		{rule: "abandoned: a create that never finished fails the pending session", sess: pending, trigger: abandoned, want: actFail, to: StatusFailed, failure: CodeInternalError},
+		{rule: "abandoned: an active session is not abandoned", sess: active, trigger: abandoned, want: actIgnore},
+
+		// Cancel.
+		{rule: "cancel: a pending session cancels without asking VCC", sess: pending, trigger: cancel, want: actCancel, to: StatusCancelled},
+		{rule: "cancel: an active session asks VCC about every attempt that could carry a payment", sess: two, trigger: cancel, want: actAsk, ask: []string{"g2", "g1"}},
+		{rule: "cancel: nothing paid, nobody keying: cancelled", sess: two, trigger: cancel, view: view(running("g2"), running("g1")), want: actCancel, to: StatusCancelled},
+		{rule: "cancel: a payment VCC holds wins and the cancel is refused", sess: two, trigger: cancel, view: view(running("g2"), accept("g1")), want: actSettle, to: StatusSucceeded, err: CodeSessionWrongState, note: slog.LevelWarn},
+		{rule: "cancel: never while the customer is keying", sess: active, trigger: cancel, view: view(keying("g1")), want: actRefuse, err: CodeSessionWrongState},
+		{rule: "cancel: VCC unable to answer does not stop a cancel", sess: active, trigger: cancel, view: failing, want: actCancel, to: StatusCancelled, note: slog.LevelWarn},
+
+		// Restart triggers 1, 2 and 4.
+		{rule: "restart: reports about an older attempt are ignored", sess: two, trigger: refused(1), want: actIgnore},
+		{rule: "restart: concurrent triggers make one attempt: the second report is about an older attempt", sess: two, trigger: refused(1), view: view(running("g2")), want: actIgnore},
+		{rule: "restart: a refused frame asks VCC about the current attempt only", sess: two, trigger: refused(2), want: actAsk, ask: []string{"g2"}},
+		{rule: "restart: a refused frame starts a new attempt", sess: active, trigger: refused(1), view: view(running("g1")), want: actRestart, reason: EndFrameRefused},
+		{rule: "restart: VCC saying the provider session ended marks the old attempt over", sess: active, trigger: refused(1), view: view(expired("g1")), want: actRestart, reason: EndFrameRefused, ended: true},
+		{rule: "restart: on request", sess: active, trigger: restart, view: view(running("g1")), want: actRestart, reason: EndRestartRequested},
+		{rule: "restart: never while VCC reports capture in progress", sess: active, trigger: restart, view: view(keying("g1")), want: actRefuse, err: CodeSessionWrongState},
+		{rule: "restart: never while keying, from the browser either", sess: active, trigger: refused(1), view: view(keying("g1")), want: actRefuse, err: CodeSessionWrongState},
+		{rule: "restart: a finished payment settles the session instead and the restart is refused", sess: active, trigger: restart, view: view(accept("g1")), want: actSettle, to: StatusSucceeded, err: CodeSessionWrongState},
+		{rule: "restart: a decline settles the session and the restart answers the decline", sess: active, trigger: restart, view: view(reject("g1")), want: actSettle, to: StatusFailed, failure: CodeProviderChargeFailed, err: CodeProviderChargeFailed},
+		{rule: "restart: VCC unable to answer refuses the restart (nobody knows if money moved)", sess: active, trigger: restart, view: failing, want: actRefuse, err: ""},
+		{rule: "restart: at maxAttempts the session fails with provider_attestation_failed", sess: atMax, trigger: refused(3), view: view(running("g3")), want: actFail, to: StatusFailed, failure: CodeProviderAttestationFailed, err: CodeProviderAttestationFailed, note: slog.LevelWarn},
+		{rule: "restart: a pending session cannot be restarted", sess: pending, trigger: restart, want: actRefuse, err: CodeSessionWrongState},
+		{rule: "restart: a refused frame of a pending session is ignored", sess: pending, trigger: refused(1), want: actIgnore},
+		{rule: "lifetime: an attempt younger than the provider lifetime is kept", sess: active, trigger: lifetime, want: actIgnore},
+		{rule: "lifetime: an attempt older than the provider lifetime asks VCC first", sess: activeOld, trigger: lifetime, want: actAsk, ask: []string{"g1"}},
+		{rule: "lifetime: an attempt older than the provider lifetime is restarted", sess: activeOld, trigger: lifetime, view: view(running("g1")), want: actRestart, reason: EndLifetimeElapsed},
+		{rule: "lifetime: not while the customer is keying", sess: activeOld, trigger: lifetime, view: view(keying("g1")), want: actRefuse, err: CodeSessionWrongState},
+
+		// Trigger 3 and outcomes: VCC reports on one attempt.
+		{rule: "provider: the current attempt ended without a payment restarts it", sess: active, trigger: reported(over("g1")), want: actRestart, reason: EndProviderExpired, ended: true},
+		{rule: "provider: an expired current attempt restarts it", sess: active, trigger: reported(expired("g1")), want: actRestart, reason: EndProviderExpired, ended: true},
+		{rule: "provider: an ended attempt at maxAttempts fails the session", sess: atMax, trigger: reported(over("g3")), want: actFail, to: StatusFailed, failure: CodeProviderAttestationFailed, err: CodeProviderAttestationFailed, note: slog.LevelWarn},
+		{rule: "outcome: approved, amount and currency verified: succeeded", sess: active, trigger: reported(accept("g1")), want: actSettle, to: StatusSucceeded},
+		{rule: "outcome: declined: failed with provider_charge_failed", sess: active, trigger: reported(reject("g1")), want: actSettle, to: StatusFailed, failure: CodeProviderChargeFailed},
+		{rule: "outcome: error: failed with provider_charge_failed", sess: active, trigger: reported(st("g1", StateFinished, DecisionError)), want: actSettle, to: StatusFailed, failure: CodeProviderChargeFailed},
+		{rule: "outcome: amount mismatch: transaction_verification_failed", sess: active, trigger: reported(wrongAmount), want: actSettle, to: StatusFailed, failure: CodeTransactionVerificationFailed, note: slog.LevelError},
+		{rule: "outcome: currency mismatch: transaction_verification_failed", sess: active, trigger: reported(wrongCurrency), want: actSettle, to: StatusFailed, failure: CodeTransactionVerificationFailed, note: slog.LevelError},
+		{rule: "outcome: no amount: transaction_verification_failed", sess: active, trigger: reported(noAmount), want: actSettle, to: StatusFailed, failure: CodeTransactionVerificationFailed, note: slog.LevelError},
+		{rule: "outcome: replaced attempts still settling: an ACCEPT there succeeds (money moved)", sess: two, trigger: reported(accept("g1")), want: actSettle, to: StatusSucceeded, note: slog.LevelWarn},
+		{rule: "outcome: replaced attempts still settling: a REJECT there only marks it over", sess: two, trigger: reported(reject("g1")), want: actRecord, ended: true},
+		{rule: "outcome: replaced attempts still settling: one ending without payment is marked over", sess: two, trigger: reported(expired("g1")), want: actRecord, ended: true},
+		{rule: "provider: a new provider session GUID is recorded", sess: active, trigger: reported(newPSG), want: actRecord},
+		{rule: "provider: a running attempt changes nothing", sess: active, trigger: reported(running("g1")), want: actIgnore},
+		{rule: "provider: keying changes nothing", sess: active, trigger: reported(keying("g1")), want: actIgnore},
+		{rule: "provider: a report about an attempt this session never had is ignored", sess: active, trigger: reported(accept("g9")), want: actIgnore},
+		{rule: "provider: a report about a pending session is ignored", sess: pending, trigger: reported(accept("g1")), want: actIgnore},
+		{rule: "provider: past the TTL a report settles the session with the TTL's rules", sess: twoPast, trigger: reported(running("g2")), want: actAsk, ask: []string{"g1"}},
+
+		// Which replaced attempts are still asked about.
+		{rule: "settling: a replaced attempt VCC said is over is not asked about", sess: settledOlder, trigger: cancel, want: actAsk, ask: []string{"g2"}},
+		{rule: "settling: a replaced attempt past VCC's retention is not asked about", sess: purgedOlder, trigger: cancel, want: actAsk, ask: []string{"g2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule, func(t *testing.T) {
+			before := tt.sess.Clone()
+			got := decide(tt.sess, tt.view, tt.trigger, now, r)
+			assert.Equal(t, before, tt.sess, "decide changes nothing it is given")
+			require.Equal(t, tt.want.String(), got.kind.String())
+			assert.Equal(t, tt.ask, got.ask, "asked")
+			assert.Equal(t, tt.reason, got.reason, "end reason")
+			ended := got.providerEnded || got.ended
+			assert.Equal(t, tt.ended, ended, "provider ended")
+			switch got.kind {
+			case actSettle, actExpire, actFail, actCancel:
+				assert.Equal(t, tt.to, got.finish.to, "transition")
+				var failure Code
+				if got.finish.failure != nil {
+					failure = got.finish.failure.Code
+				}
+				assert.Equal(t, tt.failure, failure, "failure")
+				if got.kind == actSettle {
+					require.NotNil(t, got.finish.settled, "a settle names the attempt it settles")
+					assert.Equal(t, got.finish.settled.TransactionID, got.finish.result.TransactionID)
+				}
+			case actPostpone:
+				assert.Equal(t, now.Add(r.pollInterval), got.until, "looked at again after a poll interval")
+			}
+			switch {
+			case tt.rule == "restart: VCC unable to answer refuses the restart (nobody knows if money moved)":
+				assert.ErrorIs(t, got.err, vccDown)
+			case tt.err == "":
+				assert.NoError(t, got.err)
+			default:
+				require.Error(t, got.err)
+				assert.Equal(t, tt.err, AsError(got.err).Code)
+			}
+			if tt.note != 0 || got.note != nil {
+				require.NotNil(t, got.note, "a log line for operators")
+				assert.Equal(t, tt.note, got.note.level)
+			}
+		})
+	}
+}
+
+// TestDecideAsksOnce: once VCC has answered (or failed to), decide never asks again, for any
+// trigger and session, so the executor calls VCC at most once per attempt per trigger.
+func TestDecideAsksOnce(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := rules{maxAttempts: 5, lifetime: time.Minute, expiryGrace: time.Minute, retention: 15 * time.Minute, pollInterval: time.Second}
+	a1 := Attempt{Number: 1, SessionGUID: "g1", StartedAt: now.Add(-time.Hour), EndedAt: now.Add(-time.Minute), EndReason: EndFrameRefused}
+	a2 := Attempt{Number: 2, SessionGUID: "g2", StartedAt: now.Add(-time.Hour)}
+	for _, expires := range []time.Time{now.Add(time.Hour), now.Add(-time.Second), now.Add(-time.Hour)} {
+		sess := &Session{ID: "s", Status: StatusActive, Amount: 1, Currency: "GBP", ExpiresAt: expires, Attempts: []Attempt{a1, a2}}
+		for kind := range triggerKind(len(triggerNames)) {
+			tr := trigger{kind: kind}
+			if kind == trigProviderStatus {
+				tr.status = &ProviderStatus{SessionGUID: "g2", State: StateExpired}
+			}
+			first := decide(sess, nil, tr, now, r)
+			if first.kind != actAsk {
+				continue
+			}
+			answered := &providerView{status: map[string]*ProviderStatus{}}
+			for _, g := range first.ask {
+				answered.status[g] = &ProviderStatus{SessionGUID: g, State: StateCreated}
+			}
+			failed := &providerView{status: map[string]*ProviderStatus{}, err: errors.New("down")}
+			for _, v := range []*providerView{answered, failed} {
+				assert.NotEqual(t, actAsk, decide(sess, v, tr, now, r).kind, "%s, expires %s", kind, expires)
+			}
+		}
+	}
+}
