@@ -11,10 +11,20 @@ type HandoffEventData struct {
 }
 
 // publishHandoff pushes the handoff of sess's current attempt, whose tokens are in memory.
-func (s *Service) publishHandoff(sess *Session) {
-	if h := sess.Handoff(s.rules.lifetime); h != nil {
+func (s *Service) publishHandoff(sess *Session, m *Merchant) {
+	if h := s.handoff(sess, m); h != nil {
 		s.publish(sess, EventHandoff, "", HandoffEventData{Handoff: h, Session: sess.View()})
 	}
+}
+
+// handoff returns the handoff of sess's current attempt with the announcement m's PCI Pal flow is
+// configured to post, if any, so the widget knows what to wait for.
+func (s *Service) handoff(sess *Session, m *Merchant) *Handoff {
+	h := sess.Handoff(s.rules.lifetime)
+	if h != nil && m != nil {
+		h.Announcement = m.FrameAnnouncement.For(h.IframeURL)
+	}
+	return h
 }
 
 func (s *Service) publish(sess *Session, typ EventType, id string, data any) {
@@ -62,6 +72,27 @@ func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
 	return nil
 }
 
+// RefreshSession answers a widget about to show attempt of sessionID again (post its tokens into
+// a frame once more): an attempt older than the provider lifetime is restarted first (trigger 2),
+// and the current handoff is returned for that socket. Nil when the session is no longer active
+// (its terminal event tells the widget).
+func (s *Service) RefreshSession(ctx context.Context, agent AgentRef, sessionID string, attempt int) (*HandoffEventData, error) {
+	if _, err := s.scoped(ctx, agent.scope(), sessionID); err != nil {
+		return nil, err
+	}
+	if attempt <= 0 {
+		return nil, invalid("attempt", "session.refresh needs the attempt number the widget would show")
+	}
+	done, err := s.execute(ctx, sessionID, trigger{kind: trigLifetime, attempt: attempt})
+	if err != nil {
+		return nil, err
+	}
+	if done.sess.Status != StatusActive {
+		return nil, nil
+	}
+	return s.handoffData(ctx, done.sess)
+}
+
 // AgentSnapshot returns agent's open sessions with their current handoffs. Each session is read
 // under its lock, so a create or restart in flight is waited for, never half seen: together with
 // subscribing before the snapshot, a connecting socket misses no handoff.
@@ -81,7 +112,7 @@ func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData
 		}
 		entry := SnapshotEntry{Session: sess.View()}
 		if sess.Status == StatusActive {
-			h, err := s.handoffData(sess)
+			h, err := s.handoffData(ctx, sess)
 			if err != nil {
 				s.logger.ErrorContext(ctx, "snapshot tokens", "session", id, "err", err)
 			} else if h != nil {
@@ -106,12 +137,16 @@ func (s *Service) lockedRead(ctx context.Context, sc Scope, id string) (*Session
 
 // handoffData returns the handoff of sess's current attempt, its tokens opened, or nil if the
 // attempt has ended.
-func (s *Service) handoffData(sess *Session) (*HandoffEventData, error) {
+func (s *Service) handoffData(ctx context.Context, sess *Session) (*HandoffEventData, error) {
+	m, err := s.merchant(ctx, sess.MerchantID)
+	if err != nil {
+		return nil, err
+	}
 	c := sess.Clone()
 	if err := s.openTokens(c); err != nil {
 		return nil, err
 	}
-	h := c.Handoff(s.rules.lifetime)
+	h := s.handoff(c, m)
 	if h == nil {
 		return nil, nil
 	}

@@ -42,13 +42,14 @@ func (s *Service) execute(ctx context.Context, id string, t trigger) (executed, 
 	if err != nil {
 		return executed{}, s.notFound(err)
 	}
-	now := s.clock.Now()
-	act := decide(sess, nil, t, now, s.rules)
+	m, err := s.merchant(ctx, sess.MerchantID)
+	if err != nil {
+		return executed{}, err
+	}
+	now, r := s.clock.Now(), s.rules
+	r.profile = m.VCC.Profile(sess.AccountConfigurationID)
+	act := decide(sess, nil, t, now, r)
 	if act.kind == actAsk {
-		m, err := s.merchant(ctx, sess.MerchantID)
-		if err != nil {
-			return executed{}, err
-		}
 		view := &providerView{status: make(map[string]*ProviderStatus, len(act.ask))}
 		for _, guid := range act.ask {
 			st, err := s.status(ctx, m, guid)
@@ -58,14 +59,14 @@ func (s *Service) execute(ctx context.Context, id string, t trigger) (executed, 
 			}
 			view.status[guid] = st
 		}
-		if act = decide(sess, view, t, now, s.rules); act.kind == actAsk {
+		if act = decide(sess, view, t, now, r); act.kind == actAsk {
 			return executed{}, fmt.Errorf("bridge: lifecycle asked VCC twice about session %s", id)
 		}
 	}
 	if n := act.note; n != nil {
 		s.logger.Log(ctx, n.level, n.msg, n.attrs...)
 	}
-	done, err := s.carryOut(ctx, sess, act)
+	done, err := s.carryOut(ctx, sess, m, act)
 	if err != nil {
 		return executed{sess: done, kind: act.kind}, err
 	}
@@ -73,7 +74,7 @@ func (s *Service) execute(ctx context.Context, id string, t trigger) (executed, 
 }
 
 // carryOut does what act says to sess, whose lock is held.
-func (s *Service) carryOut(ctx context.Context, sess *Session, act action) (*Session, error) {
+func (s *Service) carryOut(ctx context.Context, sess *Session, m *Merchant, act action) (*Session, error) {
 	switch act.kind {
 	case actRefuse:
 		return nil, act.err
@@ -91,12 +92,8 @@ func (s *Service) carryOut(ctx context.Context, sess *Session, act action) (*Ses
 			return nil
 		})
 	case actRestart:
-		return s.startAttempt(ctx, sess, act)
+		return s.startAttempt(ctx, sess, m, act)
 	case actSettle, actExpire, actFail, actCancel:
-		m, err := s.merchant(ctx, sess.MerchantID)
-		if err != nil {
-			return nil, err
-		}
 		done, err := s.finish(ctx, sess, m, act.finish)
 		if errors.Is(err, ErrConflict) && act.finish.settled != nil {
 			return sess, nil // the attempt is gone: another node changed the session first
@@ -108,11 +105,7 @@ func (s *Service) carryOut(ctx context.Context, sess *Session, act action) (*Ses
 
 // startAttempt ends sess's current attempt and starts the next one through VCC: the agent hears
 // session.restarting, then the new handoff.
-func (s *Service) startAttempt(ctx context.Context, sess *Session, act action) (*Session, error) {
-	m, err := s.merchant(ctx, sess.MerchantID)
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) startAttempt(ctx context.Context, sess *Session, m *Merchant, act action) (*Session, error) {
 	cur := sess.Current()
 	s.publish(sess, EventRestarting, "", SessionEventData{Session: sess.View(), Reason: string(act.reason)})
 	ps, err := s.provider.CreateSession(ctx, m, s.providerRequest(sess, m))
@@ -129,7 +122,7 @@ func (s *Service) startAttempt(ctx context.Context, sess *Session, act action) (
 	ended.EndedAt, ended.EndReason = now, act.reason
 	ended.ProviderEnded = act.providerEnded // VCC said so: no payment can come of it any more
 	next.Attempts = append(next.Attempts, s.newAttempt(sess.ID, cur.Number+1, ps, now))
-	s.publishHandoff(next)
+	s.publishHandoff(next, m)
 	stored, err := s.store.UpdateSession(context.WithoutCancel(ctx), sess.ID, func(x *Session, _ *Outbox) error {
 		if x.Status != StatusActive || len(x.Attempts) != len(sess.Attempts) {
 			return ErrConflict // only possible if another node changed it; nothing to hand off

@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,6 +57,9 @@ type rules struct {
 	expiryGrace  time.Duration // how long past its TTL a session may stay open while money may move
 	retention    time.Duration // how long VCC keeps a provider session's result
 	pollInterval time.Duration // how long a postponed expiry waits before it is looked at again
+	// profile reads the session's result data: its merchant's gateway profile for its account
+	// configuration.
+	profile *GatewayProfile
 }
 
 // providerView is what VCC said about some attempts of one session, by VCC session GUID. A GUID
@@ -153,7 +157,7 @@ func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules
 	}
 	switch {
 	case sess.Status.Terminal():
-		return onTerminal(sess, t)
+		return onTerminal(sess, t, r)
 	case pastTTL(sess, now):
 		return onPastTTL(sess, view, t, now, r)
 	}
@@ -179,16 +183,18 @@ func pastTTL(sess *Session, now time.Time) bool {
 }
 
 // onTerminal: terminal statuses never change; operations on them are refused, reports ignored.
-func onTerminal(sess *Session, t trigger) action {
+func onTerminal(sess *Session, t trigger, r rules) action {
 	switch t.kind {
 	case trigRestart:
 		return action{kind: actRefuse, err: closedError(sess, "a restart")}
 	case trigCancel:
 		return action{kind: actRefuse, err: closedError(sess, "cancelling")}
 	case trigProviderStatus:
-		if st := t.status; st != nil && st.Decision == DecisionAccept {
-			return action{kind: actIgnore, note: &note{slog.LevelError, "payment accepted on a session that is no longer open: reconcile with VCC",
-				[]any{"session", sess.ID, "status", sess.Status, "vccSession", st.SessionGUID, "transactionId", st.TransactionID}}}
+		if st := t.status; st != nil {
+			if o := r.profile.Read(st.Result); o.Kind == OutcomeApproved || o.Kind == OutcomeUnreadable {
+				return action{kind: actIgnore, note: &note{slog.LevelError, "payment result on a session that is no longer open: reconcile with VCC",
+					[]any{"session", sess.ID, "status", sess.Status, "vccSession", st.SessionGUID, "decision", o.Decision(), "transactionId", o.TransactionID}}}
+			}
 		}
 	}
 	return action{kind: actIgnore}
@@ -204,8 +210,8 @@ func onPastTTL(sess *Session, view *providerView, t trigger, now time.Time, r ru
 	if ask := view.missing(openGUIDs(sess, now, r)); len(ask) > 0 {
 		return action{kind: actAsk, ask: ask}
 	}
-	if st := paymentIn(sess, view); st != nil {
-		return afterSettle(settle(sess, st), t)
+	if st := paymentIn(sess, view, r); st != nil {
+		return afterSettle(settle(sess, st, r), t)
 	}
 	keying := view.err == nil && keyingOn(sess, view)
 	if now.Before(sess.ExpiresAt.Add(r.expiryGrace)) && (view.err != nil || keying) {
@@ -246,8 +252,8 @@ func onCancel(sess *Session, view *providerView, r rules, now time.Time) action 
 	if ask := view.missing(openGUIDs(sess, now, r)); len(ask) > 0 {
 		return action{kind: actAsk, ask: ask}
 	}
-	if st := paymentIn(sess, view); st != nil {
-		return afterSettle(settle(sess, st), trigger{kind: trigCancel})
+	if st := paymentIn(sess, view, r); st != nil {
+		return afterSettle(settle(sess, st, r), trigger{kind: trigCancel})
 	}
 	return cancelWhileUnsure(sess, view, view.err == nil && keyingOn(sess, view))
 }
@@ -286,11 +292,11 @@ func onRestart(sess *Session, view *providerView, t trigger, now time.Time, r ru
 	if view.err != nil {
 		return action{kind: actRefuse, err: view.err}
 	}
-	switch p := paymentIn(sess, view); {
+	switch p := paymentIn(sess, view, r); {
 	case keyingOn(sess, view):
 		return action{kind: actRefuse, err: keyingError("restarted")}
 	case p != nil:
-		return afterSettle(settle(sess, p), t)
+		return afterSettle(settle(sess, p, r), t)
 	case len(sess.Attempts) >= r.maxAttempts:
 		msg := fmt.Sprintf("The payment page could not be shown after %d attempts (ATTESTATION_EXPIRED): the provider session kept ending before the agent's browser loaded it.", len(sess.Attempts))
 		return action{kind: actFail, finish: finish{to: StatusFailed, failure: &Failure{Code: CodeProviderAttestationFailed, Error: msg}},
@@ -317,9 +323,9 @@ func onProviderStatus(sess *Session, st *ProviderStatus, view *providerView, t t
 		return action{kind: actIgnore}
 	}
 	current := a.Number == len(sess.Attempts)
-	switch p := paymentIn(sess, view); {
+	switch p := paymentIn(sess, view, r); {
 	case p != nil:
-		return settle(sess, p)
+		return settle(sess, p, r)
 	case !current && st.Ended():
 		return action{kind: actRecord, record: st, ended: true}
 	case st.Ended():
@@ -330,28 +336,42 @@ func onProviderStatus(sess *Session, st *ProviderStatus, view *providerView, t t
 	return action{kind: actIgnore}
 }
 
-// settle turns a result VCC holds into succeeded or failed, verifying amount and currency first.
-// The result is the current attempt's, or an ACCEPT on an attempt paybridge replaced (the
-// customer paid there: the money decides).
-func settle(sess *Session, st *ProviderStatus) action {
+// settle turns result data VCC holds into succeeded or failed, read through the merchant's
+// gateway profile: approved and verified against the session's amount and currency succeeds;
+// declined or error fails with provider_charge_failed; data the profile cannot read, or an
+// approval that does not match, fails with transaction_verification_failed and tells the agent
+// not to take the payment again (it may have been taken). On an attempt paybridge replaced only a
+// result that may be a payment settles the session: the money decides.
+func settle(sess *Session, st *ProviderStatus, r rules) action {
 	a := sess.AttemptByGUID(st.SessionGUID)
 	current := a != nil && a.Number == len(sess.Attempts)
-	if a == nil || (!current && st.Decision != DecisionAccept) {
+	o := r.profile.Read(st.Result)
+	if a == nil || o.Kind == OutcomeNone || (!current && !mayBePayment(o)) {
 		return action{kind: actIgnore}
 	}
-	f := finish{result: &Result{Decision: st.Decision, ReasonCode: st.ReasonCode, TransactionID: st.TransactionID}, settled: st}
+	f := finish{result: &Result{Decision: o.Decision(), GatewayStatus: o.GatewayStatus, ReasonCode: o.ReasonCode, TransactionID: o.TransactionID}, settled: st}
 	act := action{kind: actSettle}
 	switch {
-	case st.Decision != DecisionAccept:
-		msg := fmt.Sprintf("The provider did not take the payment (decision %s", st.Decision)
-		if st.ReasonCode != "" {
-			msg += ", reason code " + st.ReasonCode
+	case o.Kind == OutcomeDeclined || o.Kind == OutcomeError:
+		msg := fmt.Sprintf("The provider did not take the payment (decision %s", o.Decision())
+		if o.GatewayStatus != "" && !strings.EqualFold(o.GatewayStatus, o.Decision()) {
+			msg += fmt.Sprintf(", %s %s", r.profile.StatusKey, o.GatewayStatus)
+		}
+		if o.ReasonCode != "" {
+			msg += ", reason code " + o.ReasonCode
 		}
 		f.to, f.failure = StatusFailed, &Failure{Code: CodeProviderChargeFailed, Error: msg + ")."}
-	case !verified(sess, st):
+	case o.Kind == OutcomeUnreadable:
+		f.result.Data = SanitizeResultData(st.Result)
 		f.to, f.failure = StatusFailed, &Failure{Code: CodeTransactionVerificationFailed,
-			Error: fmt.Sprintf("VCC reported %s %s for a session of %d %s; the payment was not marked as succeeded.",
-				amountText(st), orUnknown(st.Currency), sess.Amount, sess.Currency)}
+			Error: fmt.Sprintf("VCC reported a payment result that the %q gateway profile cannot read, so the payment may have been taken. "+
+				"Do not take it again: check it with the back office (VCC session %s); the result's keys are kept on the session.", r.profile.Name, st.SessionGUID)}
+		act.note = &note{slog.LevelError, "unreadable payment result: reconcile with VCC", []any{"session", sess.ID, "vccSession", st.SessionGUID, "profile", r.profile.Name, "keys", sortedKeys(f.result.Data)}}
+	case !r.profile.Matches(o, sess.Amount, sess.Currency):
+		f.to, f.failure = StatusFailed, &Failure{Code: CodeTransactionVerificationFailed,
+			Error: fmt.Sprintf("VCC reported %s %s for a session of %d %s; the payment was not marked as succeeded. "+
+				"Do not take it again: check it with the back office (VCC session %s).",
+				amountText(o), orUnknown(o.Currency), sess.Amount, sess.Currency, st.SessionGUID)}
 		act.note = &note{slog.LevelError, "transaction verification failed", []any{"session", sess.ID, "vccSession", st.SessionGUID}}
 	default:
 		f.to = StatusSucceeded
@@ -362,6 +382,9 @@ func settle(sess *Session, st *ProviderStatus) action {
 	act.finish = f
 	return act
 }
+
+// mayBePayment reports whether an outcome may mean money moved: approved, or unreadable.
+func mayBePayment(o Outcome) bool { return o.Kind == OutcomeApproved || o.Kind == OutcomeUnreadable }
 
 // afterSettle adds what the caller of t hears when a result VCC holds ends the session under
 // it: a restart or cancel is answered with the outcome, since it did not happen.
@@ -383,16 +406,11 @@ func afterSettle(a action, t trigger) action {
 	return a
 }
 
-// verified reports whether VCC's result is for exactly the session's amount and currency.
-func verified(sess *Session, st *ProviderStatus) bool {
-	return st.Amount == sess.Amount && strings.EqualFold(strings.TrimSpace(st.Currency), sess.Currency)
-}
-
-func amountText(st *ProviderStatus) string {
-	if st.Amount == 0 {
+func amountText(o Outcome) string {
+	if !o.AmountRead {
 		return "(none)"
 	}
-	return fmt.Sprint(st.Amount)
+	return fmt.Sprint(o.Amount)
 }
 
 func orUnknown(s string) string {
@@ -408,15 +426,17 @@ func keyingOn(sess *Session, view *providerView) bool {
 	return st != nil && st.CaptureInProgress()
 }
 
-// paymentIn returns the result that decides the session: an ACCEPT on any attempt asked about,
-// else any result of the current attempt when VCC answered about every attempt asked.
-func paymentIn(sess *Session, view *providerView) *ProviderStatus {
+// paymentIn returns the result that decides the session: one that may be a payment (approved,
+// or unreadable) on any attempt asked about, else a decline or error of the current attempt when
+// VCC answered about every attempt asked. Any result data at all keeps an attempt from being
+// restarted.
+func paymentIn(sess *Session, view *providerView, r rules) *ProviderStatus {
 	for _, guid := range guidsOf(sess.Attempts) {
-		if st := view.of(guid); st != nil && st.Completed() && st.Decision == DecisionAccept {
+		if st := view.of(guid); st != nil && st.HasResult() && mayBePayment(r.profile.Read(st.Result)) {
 			return st
 		}
 	}
-	if st := view.of(sess.Current().SessionGUID); view.err == nil && st != nil && st.Completed() {
+	if st := view.of(sess.Current().SessionGUID); view.err == nil && st != nil && st.HasResult() {
 		return st
 	}
 	return nil
@@ -437,6 +457,15 @@ func unsettled(sess *Session, now time.Time, retention time.Duration) []Attempt 
 			out = append(out, a)
 		}
 	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
 	return out
 }
 

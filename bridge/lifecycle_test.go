@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 // answer VCC can give, each case named after the DESIGN section 3 rule it pins.
 func TestDecide(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	r := rules{maxAttempts: 3, lifetime: 15 * time.Minute, expiryGrace: 5 * time.Minute, retention: 15 * time.Minute, pollInterval: 2 * time.Second}
+	cybersource := DefaultProfile()
+	r := rules{maxAttempts: 3, lifetime: 15 * time.Minute, expiryGrace: 5 * time.Minute, retention: 15 * time.Minute, pollInterval: 2 * time.Second, profile: &cybersource}
 
 	attempt := func(n int, guid string, started time.Time) Attempt {
 		return Attempt{Number: n, SessionGUID: guid, StartedAt: started}
@@ -46,7 +48,11 @@ func TestDecide(t *testing.T) {
 	activePastGrace := session(StatusActive, pastGrace, fresh)
 
 	st := func(guid, state, decision string) *ProviderStatus {
-		return &ProviderStatus{SessionGUID: guid, State: state, Decision: decision, Amount: 1240, Currency: "GBP", TransactionID: "tx-" + guid}
+		s := &ProviderStatus{SessionGUID: guid, State: state}
+		if decision != "" {
+			s.Result = map[string]string{"decision": decision, "reasonCode": "100", "requestID": "tx-" + guid, "Amount": "1240", "Currency": "GBP"}
+		}
+		return s
 	}
 	running := func(g string) *ProviderStatus { return st(g, StateCreated, "") }
 	keying := func(g string) *ProviderStatus { return st(g, StateInProgress, "") }
@@ -55,11 +61,11 @@ func TestDecide(t *testing.T) {
 	over := func(g string) *ProviderStatus { return st(g, StateFinished, "") }
 	expired := func(g string) *ProviderStatus { return st(g, StateExpired, "") }
 	wrongAmount := accept("g1")
-	wrongAmount.Amount = 124
+	wrongAmount.Result["Amount"] = "124"
 	wrongCurrency := accept("g1")
-	wrongCurrency.Currency = "EUR"
+	wrongCurrency.Result["Currency"] = "EUR"
 	noAmount := accept("g1")
-	noAmount.Amount = 0
+	delete(noAmount.Result, "Amount")
 	newPSG := running("g1")
 	newPSG.ProviderSessionGUID = "psg-1"
 
@@ -206,7 +212,7 @@ func TestDecide(t *testing.T) {
 				assert.Equal(t, tt.failure, failure, "failure")
 				if got.kind == actSettle {
 					require.NotNil(t, got.finish.settled, "a settle names the attempt it settles")
-					assert.Equal(t, got.finish.settled.TransactionID, got.finish.result.TransactionID)
+					assert.Equal(t, "tx-"+got.finish.settled.SessionGUID, got.finish.result.TransactionID)
 				}
 			case actPostpone:
 				assert.Equal(t, now.Add(r.pollInterval), got.until, "looked at again after a poll interval")
@@ -232,7 +238,8 @@ func TestDecide(t *testing.T) {
 // trigger and session, so the executor calls VCC at most once per attempt per trigger.
 func TestDecideAsksOnce(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	r := rules{maxAttempts: 5, lifetime: time.Minute, expiryGrace: time.Minute, retention: 15 * time.Minute, pollInterval: time.Second}
+	profile := DefaultProfile()
+	r := rules{maxAttempts: 5, lifetime: time.Minute, expiryGrace: time.Minute, retention: 15 * time.Minute, pollInterval: time.Second, profile: &profile}
 	a1 := Attempt{Number: 1, SessionGUID: "g1", StartedAt: now.Add(-time.Hour), EndedAt: now.Add(-time.Minute), EndReason: EndFrameRefused}
 	a2 := Attempt{Number: 2, SessionGUID: "g2", StartedAt: now.Add(-time.Hour)}
 	for _, expires := range []time.Time{now.Add(time.Hour), now.Add(-time.Second), now.Add(-time.Hour)} {
@@ -255,5 +262,163 @@ func TestDecideAsksOnce(t *testing.T) {
 				assert.NotEqual(t, actAsk, decide(sess, v, tr, now, r).kind, "%s, expires %s", kind, expires)
 			}
 		}
+	}
+}
+
+// TestDecideOutcomeByProfile: result data is read through the merchant's gateway profile. For
+// every built-in profile and a custom one: approved and verified succeeds; declined and error
+// fail with provider_charge_failed; data the profile cannot read never restarts and fails with
+// transaction_verification_failed, keeping the data without anything shaped like a card number;
+// no data while running changes nothing; finished without data restarts; an amount or currency
+// that does not match fails verification unless the profile explicitly does not verify.
+func TestDecideOutcomeByProfile(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	cybersource, _ := BuiltinProfile(ProfileCyberSource)
+	chase, _ := BuiltinProfile(ProfileChaseOrbital)
+	custom := GatewayProfile{Name: ProfileCustom, StatusKey: "result", Approved: []string{"APPROVED"}, Declined: []string{"DECLINED"},
+		Errored: []string{"FAILED"}, TransactionIDKey: "txn", ReasonKey: "why", AmountKey: "charged", AmountFormat: AmountDecimal,
+		CurrencyKey: "ccy", VerifyAmount: true, PaymentData: DefaultPaymentDataKeys}
+	unverified := GatewayProfile{Name: ProfileCustom, StatusKey: "ApprovalStatus", Approved: []string{"1"}, Declined: []string{"0"},
+		TransactionIDKey: "TxRefNum", AmountFormat: AmountMinor, VerifyAmount: false, PaymentData: DefaultPaymentDataKeys}
+	for _, p := range []GatewayProfile{cybersource, chase, custom, unverified} {
+		require.NoError(t, p.Check(), p.Name)
+	}
+
+	type shape struct{ approved, declined, errored, amountMismatch, currencyMismatch map[string]string }
+	shapes := map[string]shape{
+		"cybersource": {
+			approved:         map[string]string{"decision": "ACCEPT", "reasonCode": "100", "requestID": "tx-1", "Amount": "1240", "Currency": "GBP"},
+			declined:         map[string]string{"decision": "REJECT", "reasonCode": "202", "requestID": "tx-1"},
+			errored:          map[string]string{"decision": "ERROR", "reasonCode": "150", "requestID": "tx-1"},
+			amountMismatch:   map[string]string{"decision": "ACCEPT", "requestID": "tx-1", "Amount": "124", "Currency": "GBP"},
+			currencyMismatch: map[string]string{"decision": "ACCEPT", "requestID": "tx-1", "Amount": "1240", "Currency": "EUR"},
+		},
+		"chase_orbital": {
+			approved:         map[string]string{"ApprovalStatus": "1", "RespCode": "00", "TxRefNum": "tx-1", "Amount": "1240", "Currency": "GBP"},
+			declined:         map[string]string{"ApprovalStatus": "0", "RespCode": "05", "TxRefNum": "tx-1"},
+			errored:          map[string]string{"ApprovalStatus": "2", "RespCode": "", "TxRefNum": "tx-1"},
+			amountMismatch:   map[string]string{"ApprovalStatus": "1", "TxRefNum": "tx-1", "Amount": "1241", "Currency": "GBP"},
+			currencyMismatch: map[string]string{"ApprovalStatus": "1", "TxRefNum": "tx-1", "Amount": "1240", "Currency": "USD"},
+		},
+		"custom": {
+			approved:         map[string]string{"result": "approved", "txn": "tx-1", "charged": "£12.40", "ccy": "gbp"},
+			declined:         map[string]string{"result": "DECLINED", "why": "insufficient funds", "txn": "tx-1"},
+			errored:          map[string]string{"result": "FAILED", "txn": "tx-1"},
+			amountMismatch:   map[string]string{"result": "APPROVED", "txn": "tx-1", "charged": "12.04", "ccy": "GBP"},
+			currencyMismatch: map[string]string{"result": "APPROVED", "txn": "tx-1", "charged": "12.40", "ccy": "EUR"},
+		},
+		"custom, amount not verified": {
+			approved:         map[string]string{"ApprovalStatus": "1", "TxRefNum": "tx-1"},
+			declined:         map[string]string{"ApprovalStatus": "0", "TxRefNum": "tx-1"},
+			errored:          nil, // this profile lists no error value: covered by unreadable
+			amountMismatch:   map[string]string{"ApprovalStatus": "1", "TxRefNum": "tx-1", "Amount": "1"},
+			currencyMismatch: map[string]string{"ApprovalStatus": "1", "TxRefNum": "tx-1", "Currency": "EUR"},
+		},
+	}
+	profiles := map[string]GatewayProfile{"cybersource": cybersource, "chase_orbital": chase, "custom": custom, "custom, amount not verified": unverified}
+	// Another gateway's shape is unreadable to each profile; a card number in it is removed.
+	foreign := map[string]map[string]string{
+		"cybersource":                 {"ApprovalStatus": "1", "TxRefNum": "tx-1", "CardNumber": "4111 1111 1111 1111"},
+		"chase_orbital":               {"decision": "ACCEPT", "requestID": "tx-1", "pan": "4111-1111-1111-1111"},
+		"custom":                      {"decision": "REVIEW", "requestID": "tx-1", "note": "card 4111111111111111 flagged"},
+		"custom, amount not verified": {"ApprovalStatus": "7", "TxRefNum": "tx-1", "acct": "4111111111111111"},
+	}
+
+	for name, p := range profiles {
+		sh := shapes[name]
+		r := rules{maxAttempts: 5, lifetime: 15 * time.Minute, expiryGrace: 5 * time.Minute, retention: 15 * time.Minute, pollInterval: time.Second, profile: &p}
+		sess := &Session{ID: "s", Status: StatusActive, Amount: 1240, Currency: "GBP", ExpiresAt: now.Add(time.Hour),
+			Attempts: []Attempt{{Number: 1, SessionGUID: "g1", StartedAt: now.Add(-time.Minute)}}}
+		report := func(state string, data map[string]string) action {
+			return decide(sess, nil, trigger{kind: trigProviderStatus, status: &ProviderStatus{SessionGUID: "g1", State: state, Result: data}}, now, r)
+		}
+		mismatch := StatusFailed
+		if !p.VerifyAmount {
+			mismatch = StatusSucceeded
+		}
+		cases := []struct {
+			outcome string
+			data    map[string]string
+			state   string
+			want    actionKind
+			to      Status
+			code    Code
+		}{
+			{"approved", sh.approved, StateFinished, actSettle, StatusSucceeded, ""},
+			{"declined", sh.declined, StateFinished, actSettle, StatusFailed, CodeProviderChargeFailed},
+			{"error", sh.errored, StateFinished, actSettle, StatusFailed, CodeProviderChargeFailed},
+			{"unreadable", foreign[name], StateFinished, actSettle, StatusFailed, CodeTransactionVerificationFailed},
+			{"unreadable while the state says running", foreign[name], StateInProgress, actSettle, StatusFailed, CodeTransactionVerificationFailed},
+			{"no result yet", nil, StateInProgress, actIgnore, "", ""},
+			{"finished without a result", nil, StateFinished, actRestart, "", ""},
+			{"amount mismatch", sh.amountMismatch, StateFinished, actSettle, mismatch, map[bool]Code{true: CodeTransactionVerificationFailed}[p.VerifyAmount]},
+			{"currency mismatch", sh.currencyMismatch, StateFinished, actSettle, mismatch, map[bool]Code{true: CodeTransactionVerificationFailed}[p.VerifyAmount]},
+		}
+		for _, c := range cases {
+			if c.data == nil && c.outcome == "error" {
+				continue
+			}
+			t.Run(name+"/"+c.outcome, func(t *testing.T) {
+				got := report(c.state, c.data)
+				require.Equal(t, c.want.String(), got.kind.String())
+				if c.want != actSettle {
+					return
+				}
+				assert.Equal(t, c.to, got.finish.to)
+				var code Code
+				if got.finish.failure != nil {
+					code = got.finish.failure.Code
+				}
+				assert.Equal(t, c.code, code)
+				if !strings.HasPrefix(c.outcome, "unreadable") {
+					assert.Equal(t, "tx-1", got.finish.result.TransactionID)
+				}
+				if c.code == CodeTransactionVerificationFailed {
+					assert.Contains(t, got.finish.failure.Error, "Do not take it again", "the agent is told not to take the payment again")
+				}
+				if c.outcome == "unreadable" || c.outcome == "unreadable while the state says running" {
+					assert.Equal(t, DecisionUnknown, got.finish.result.Decision)
+					require.NotEmpty(t, got.finish.result.Data, "the raw keys are kept for reconciliation")
+					assert.Len(t, got.finish.result.Data, len(c.data))
+					for k, v := range got.finish.result.Data {
+						assert.False(t, HasCardNumber(k) || HasCardNumber(v), "no card number kept: %q=%q", k, v)
+					}
+					assert.NotContains(t, got.finish.failure.Error, "4111")
+				} else {
+					assert.Empty(t, got.finish.result.Data, "readable results keep only the typed fields")
+				}
+			})
+		}
+		t.Run(name+"/a restart trigger never restarts a provider session with result data", func(t *testing.T) {
+			got := decide(sess, &providerView{status: map[string]*ProviderStatus{"g1": {SessionGUID: "g1", State: StateFinished, Result: foreign[name]}}},
+				trigger{kind: trigFrameRefused, attempt: 1}, now, r)
+			assert.NotEqual(t, actRestart.String(), got.kind.String())
+		})
+	}
+}
+
+// TestHasCardNumber: 13 to 19 digits passing Luhn, spaces or dashes between digits allowed.
+func TestHasCardNumber(t *testing.T) {
+	for s, want := range map[string]bool{
+		"4111111111111111":        true,
+		"4111 1111 1111 1111":     true,
+		"4111-1111-1111-1111":     true,
+		"pan=5555555555554444;":   true,
+		"378282246310005":         true, // 15-digit Amex
+		"6011111111111117":        true,
+		"4111111111111112":        false, // fails Luhn
+		"411111111111":            false, // 12 digits
+		"1240":                    false,
+		"6193551963456543":        false, // a CyberSource requestID that fails Luhn
+		"2026-03-01T10:00:00.5":   false,
+		"tx 4111  1111 1111 1111": false, // two spaces break the run
+		"":                        false,
+	} {
+		assert.Equal(t, want, HasCardNumber(s), "%q", s)
+	}
+	got := SanitizeResultData(map[string]string{"a": "4111111111111111", "4111111111111111": "x", "b": "ok"})
+	assert.Equal(t, "ok", got["b"])
+	for k, v := range got {
+		assert.False(t, HasCardNumber(k) || HasCardNumber(v), "%q=%q", k, v)
 	}
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -27,6 +28,33 @@ type Merchant struct {
 	AllowedOrigins []string // agent desktop origins allowed to use publishable keys
 	Webhook        MerchantWebhook
 	VCCWebhook     VCCWebhookAuth
+	// FrameAnnouncement is what the merchant's PCI Pal flow posts to the agent desktop when its
+	// page has loaded (a PostMessage step Vonage / PCI Pal configure); nil: none (live PCI Pal
+	// posts nothing unless its flow is set up to).
+	FrameAnnouncement *FrameAnnouncement
+}
+
+// FrameAnnouncement is a message the provider page posts to its parent window: the widget waits
+// for one from Origin whose data holds every key of Data with the same value, and counts a frame
+// that sends none within its timeout as refused.
+type FrameAnnouncement struct {
+	Origin string         `json:"origin"`
+	Data   map[string]any `json:"data"`
+}
+
+// For returns the announcement to expect from a page at iframeURL: Origin defaults to the
+// iframe URL's own origin. Nil when none is configured.
+func (a *FrameAnnouncement) For(iframeURL string) *FrameAnnouncement {
+	if a == nil {
+		return nil
+	}
+	out := &FrameAnnouncement{Origin: a.Origin, Data: a.Data}
+	if out.Origin == "" {
+		if u, err := url.Parse(iframeURL); err == nil && u.Scheme != "" && u.Host != "" {
+			out.Origin = u.Scheme + "://" + u.Host
+		}
+	}
+	return out
 }
 
 // VCCAccount is how paybridge reaches VCC for one merchant.
@@ -38,6 +66,24 @@ type VCCAccount struct {
 	AccountConfigurationIDs       []int
 	DefaultAccountConfigurationID int
 	SkipCallTransfer              bool // testing only: VCC starts the session without a live call
+	// Gateway reads result data and writes paymentData for the merchant's PCI Pal flows; zero:
+	// DefaultProfile. GatewayByConfiguration overrides it per account configuration (each maps
+	// to a flow, and flows may use different gateways).
+	Gateway                GatewayProfile
+	GatewayByConfiguration map[int]GatewayProfile
+}
+
+// Profile returns the gateway profile of account configuration id.
+func (a VCCAccount) Profile(id int) *GatewayProfile {
+	if p, ok := a.GatewayByConfiguration[id]; ok {
+		return &p
+	}
+	if a.Gateway.Name == "" {
+		p := DefaultProfile()
+		return &p
+	}
+	p := a.Gateway
+	return &p
 }
 
 // Configured reports whether the account has everything needed to call VCC.

@@ -46,11 +46,13 @@ const (
 	StateCancelled  = "Cancelled"
 )
 
-// Payment decisions in VCC's paymentResultData.
+// Payment decisions: paybridge's public vocabulary for a result (Result.Decision), whatever the
+// gateway's own words (see GatewayProfile).
 const (
-	DecisionAccept = "ACCEPT"
-	DecisionReject = "REJECT"
-	DecisionError  = "ERROR"
+	DecisionAccept  = "ACCEPT"
+	DecisionReject  = "REJECT"
+	DecisionError   = "ERROR"
+	DecisionUnknown = "UNKNOWN" // result data the merchant's profile cannot read
 )
 
 // ProviderStatus is VCC's view of one provider session.
@@ -59,30 +61,31 @@ type ProviderStatus struct {
 	ProviderSessionGUID string
 	State               string
 	LastUpdatedOn       time.Time
-	Decision            string // empty until a payment result exists
-	ReasonCode          string
-	TransactionID       string // paymentResultData.requestID
-	Amount              int64  // minor units, as VCC reports them; 0 when absent or unreadable
-	Currency            string
+	// Result is paymentResultData as VCC sent it (every value as a string): its keys depend on
+	// the gateway, so it is read through the merchant's GatewayProfile. Empty until a result exists.
+	Result map[string]string
 }
 
 // CaptureInProgress reports whether the customer is keying a card right now, when no restart
 // may happen.
-func (p *ProviderStatus) CaptureInProgress() bool { return p.State == StateInProgress }
+func (p *ProviderStatus) CaptureInProgress() bool {
+	return p.State == StateInProgress && !p.HasResult()
+}
 
-// EndedWithoutPayment reports whether the provider session is over and no payment result came of
+// HasResult reports whether VCC holds result data for the session, whatever its keys and whatever
+// the state says: only Finished is documented, and any result may be a payment. A provider
+// session with a result is never restarted.
+func (p *ProviderStatus) HasResult() bool { return len(p.Result) > 0 }
+
+// EndedWithoutPayment reports whether the provider session is over and no result data came of
 // it, so a new attempt is needed.
 func (p *ProviderStatus) EndedWithoutPayment() bool {
 	switch p.State {
 	case StateExpired, StateFailed, StateCancelled, StateFinished:
-		return p.Decision == ""
+		return !p.HasResult()
 	}
 	return false
 }
 
-// Ended reports whether the provider session is over, with a payment result or without one.
-func (p *ProviderStatus) Ended() bool { return p.Completed() || p.EndedWithoutPayment() }
-
-// Completed reports whether a payment result is in. Any decision counts, whatever the state
-// says: only Finished is documented, and a result is what matters.
-func (p *ProviderStatus) Completed() bool { return p.Decision != "" }
+// Ended reports whether the provider session is over, with a result or without one.
+func (p *ProviderStatus) Ended() bool { return p.HasResult() || p.EndedWithoutPayment() }

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,10 +25,18 @@ func TestProviderStatusReading(t *testing.T) {
 		{bridge.StateCancelled, bridge.DecisionReject, true, false, false},
 		{bridge.StateCancelled, "", false, true, false},
 		{"SomethingNew", "", false, false, false},
+		// Any result data counts, whatever its keys (a Chase Orbital flow has no decision).
+		{bridge.StateFinished, "ApprovalStatus=1", true, false, false},
+		{bridge.StateInProgress, "ApprovalStatus=1", true, false, false},
 	}
 	for _, tt := range tests {
-		st := &bridge.ProviderStatus{State: tt.state, Decision: tt.decision}
-		assert.Equal(t, tt.completed, st.Completed(), "%s %q completed", tt.state, tt.decision)
+		st := &bridge.ProviderStatus{State: tt.state}
+		if k, v, ok := strings.Cut(tt.decision, "="); ok {
+			st.Result = map[string]string{k: v}
+		} else if tt.decision != "" {
+			st.Result = map[string]string{"decision": tt.decision}
+		}
+		assert.Equal(t, tt.completed, st.HasResult(), "%s %q completed", tt.state, tt.decision)
 		assert.Equal(t, tt.ended, st.EndedWithoutPayment(), "%s %q ended", tt.state, tt.decision)
 		assert.Equal(t, tt.keying, st.CaptureInProgress(), "%s %q keying", tt.state, tt.decision)
 	}

@@ -222,7 +222,7 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 	active.UpdatedAt = s.clock.Now().UTC()
 	active.Attempts = []Attempt{s.newAttempt(sess.ID, 1, ps, active.UpdatedAt)}
 	// Push first: the agent is waiting, and the handoff budget is counted from VCC's answer.
-	s.publishHandoff(active)
+	s.publishHandoff(active, m)
 	stored, err := s.store.UpdateSession(context.WithoutCancel(ctx), sess.ID, func(x *Session, _ *Outbox) error {
 		if err := x.SetStatus(StatusActive, active.UpdatedAt); err != nil {
 			return err
@@ -339,7 +339,7 @@ func (s *Service) FrameRefused(ctx context.Context, agent AgentRef, sessionID st
 		return nil, nil
 	}
 	s.logger.DebugContext(ctx, "frame.refused for an older attempt", "session", sessionID, "attempt", attempt)
-	return s.handoffData(sess)
+	return s.handoffData(ctx, sess)
 }
 
 // ProviderNotified handles a hint from merchantID's VCC that a provider session changed (its

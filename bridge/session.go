@@ -111,9 +111,13 @@ type Attempt struct {
 
 // Result is the verified outcome of a finished payment.
 type Result struct {
-	Decision      string `json:"decision"`
+	Decision      string `json:"decision"`                // ACCEPT, REJECT, ERROR or UNKNOWN
+	GatewayStatus string `json:"gatewayStatus,omitempty"` // the gateway's own verdict (its profile's status key)
 	ReasonCode    string `json:"reasonCode,omitempty"`
 	TransactionID string `json:"transactionId,omitempty"`
+	// Data is the result data VCC sent, kept when the merchant's profile could not read it, for
+	// reconciliation; values shaped like a card number are removed before it is stored.
+	Data map[string]string `json:"data,omitempty"`
 }
 
 // Failure says why a session failed, in the public error vocabulary.
@@ -229,6 +233,10 @@ type Handoff struct {
 	FormFields  map[string]string `json:"formFields,omitempty"`
 	CustomerURL string            `json:"customerUrl,omitempty"`
 	ExpiresAt   time.Time         `json:"expiresAt"`
+	// Announcement is what the provider page posts to the agent desktop once it has loaded, when
+	// the merchant's PCI Pal flow is set up to (its PostMessage step); nil: the page announces
+	// nothing, and the widget must never count a frame as refused for want of one.
+	Announcement *FrameAnnouncement `json:"announcement,omitempty"`
 }
 
 // Form field names the provider expects in the iframe's form POST.

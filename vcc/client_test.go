@@ -894,8 +894,9 @@ func TestSessionStatus(t *testing.T) {
 		{
 			name: "documented shape", status: 200, body: documented,
 			want: &bridge.ProviderStatus{SessionGUID: "g-1", ProviderSessionGUID: "p-1", State: bridge.StateFinished,
-				LastUpdatedOn: time.Date(2018, 2, 23, 9, 27, 37, 561413000, time.UTC), Decision: bridge.DecisionAccept,
-				ReasonCode: "100", TransactionID: "6193551963456543", Amount: 1240, Currency: "GBP"},
+				LastUpdatedOn: time.Date(2018, 2, 23, 9, 27, 37, 561413000, time.UTC),
+				Result: map[string]string{"decision": "ACCEPT", "reasonCode": "100", "requestID": "6193551963456543",
+					"transactionType": "Capture", "Amount": "1240", "Currency": "GBP"}},
 		},
 		{
 			name: "running, no result yet, time without zone", status: 200,
@@ -906,8 +907,19 @@ func TestSessionStatus(t *testing.T) {
 		{
 			name: "numbers where strings are documented", status: 200,
 			body: `{"sessionGuid":"g-1","sessionState":"Finished","paymentResultData":{"decision":"reject","reasonCode":202,"requestID":null,"Amount":1240,"Currency":"gbp"}}`,
-			want: &bridge.ProviderStatus{SessionGUID: "g-1", State: bridge.StateFinished, Decision: bridge.DecisionReject,
-				ReasonCode: "202", Amount: 1240, Currency: "GBP"},
+			want: &bridge.ProviderStatus{SessionGUID: "g-1", State: bridge.StateFinished,
+				Result: map[string]string{"decision": "reject", "reasonCode": "202", "requestID": "", "Amount": "1240", "Currency": "gbp"}},
+		},
+		{
+			name: "another gateway's keys, kept whole (nested values as JSON text)", status: 200,
+			body: `{"sessionGuid":"g-1","sessionState":"Finished","paymentResultData":{"ApprovalStatus":"1","RespCode":"00","TxRefNum":"5F0A","AVS":{"code":"Y"}}}`,
+			want: &bridge.ProviderStatus{SessionGUID: "g-1", State: bridge.StateFinished,
+				Result: map[string]string{"ApprovalStatus": "1", "RespCode": "00", "TxRefNum": "5F0A", "AVS": `{"code":"Y"}`}},
+		},
+		{
+			name: "empty result data is no result", status: 200,
+			body: `{"sessionGuid":"g-1","sessionState":"Finished","paymentResultData":{}}`,
+			want: &bridge.ProviderStatus{SessionGUID: "g-1", State: bridge.StateFinished},
 		},
 		{name: "purged", status: 404, body: `{"message":"Session not found"}`, notFound: true},
 		{name: "no guid", status: 200, body: `{"sessionState":"Finished"}`, wantCode: bridge.CodeProviderUnavailable},

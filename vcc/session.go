@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,13 +62,17 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 			WithParam("channel").
 			WithFix(`Use "agent_assist" or "digital".`)
 	}
+	keys := m.VCC.Profile(req.AccountConfigurationID).PaymentData
 	amount, err := FormatAmount(req.Amount, req.Currency)
 	if err != nil {
 		return nil, err
 	}
+	if keys.AmountFormat == bridge.AmountMinor {
+		amount = strconv.FormatInt(req.Amount, 10)
+	}
 	body := createRequest{
 		AgentID:                req.AgentID,
-		PaymentData:            paymentData(req, amount),
+		PaymentData:            paymentData(req, keys, amount),
 		AccountConfigurationID: req.AccountConfigurationID,
 		// The request alone decides: the service sets it only for test-mode sessions of a merchant
 		// whose flag is on. Reading m.VCC.SkipCallTransfer here would skip the call in live mode.
@@ -161,24 +166,25 @@ func loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// paymentData builds VCC's paymentData: string values, empty ones left out.
-func paymentData(req *bridge.ProviderRequest, amount string) map[string]string {
+// paymentData builds VCC's paymentData under the flow's keys: string values, empty values and
+// keys left out.
+func paymentData(req *bridge.ProviderRequest, keys bridge.PaymentDataKeys, amount string) map[string]string {
 	pd := make(map[string]string, 11)
-	for k, v := range map[string]string{
-		"Amount":                amount,
-		"Currency":              strings.ToUpper(strings.TrimSpace(req.Currency)),
-		"Country":               req.Country,
-		"MerchantReferenceCode": req.Reference,
-		"FirstName":             req.Customer.FirstName,
-		"Surname":               req.Customer.Surname,
-		"Email":                 req.Customer.Email,
-		"CustomerPhoneNumber":   req.Customer.Phone,
-		"Street1":               req.Customer.Street1,
-		"City":                  req.Customer.City,
-		"Postcode":              req.Customer.Postcode,
+	for _, kv := range [...][2]string{
+		{keys.Amount, amount},
+		{keys.Currency, strings.ToUpper(strings.TrimSpace(req.Currency))},
+		{keys.Country, req.Country},
+		{keys.Reference, req.Reference},
+		{keys.FirstName, req.Customer.FirstName},
+		{keys.Surname, req.Customer.Surname},
+		{keys.Email, req.Customer.Email},
+		{keys.Phone, req.Customer.Phone},
+		{keys.Street1, req.Customer.Street1},
+		{keys.City, req.Customer.City},
+		{keys.Postcode, req.Customer.Postcode},
 	} {
-		if v != "" {
-			pd[k] = v
+		if kv[0] != "" && kv[1] != "" {
+			pd[kv[0]] = kv[1]
 		}
 	}
 	return pd
@@ -219,13 +225,9 @@ type statusResponse struct {
 	SessionGUID         string `json:"sessionGuid"`
 	SessionState        string `json:"sessionState"`
 	ProviderSessionGUID string `json:"providerSessionGuid"`
-	PaymentResultData   *struct {
-		Decision   flexString `json:"decision"`
-		ReasonCode flexString `json:"reasonCode"`
-		RequestID  flexString `json:"requestID"`
-		Amount     flexString `json:"Amount"`
-		Currency   flexString `json:"Currency"`
-	} `json:"paymentResultData"`
+	// PaymentResultData's keys depend on the gateway (UPSTREAM): kept whole, read later through
+	// the merchant's gateway profile.
+	PaymentResultData map[string]flexString `json:"paymentResultData"`
 }
 
 // ParseStatus reads a VCC session status body, as GET /v1/session/{guid} answers it and as VCC
@@ -245,14 +247,11 @@ func ParseStatus(body []byte) (*bridge.ProviderStatus, error) {
 		State:               sr.SessionState,
 		LastUpdatedOn:       parseTime(sr.LastUpdatedOn),
 	}
-	if r := sr.PaymentResultData; r != nil {
-		st.Decision = strings.ToUpper(string(r.Decision))
-		st.ReasonCode = string(r.ReasonCode)
-		st.TransactionID = string(r.RequestID)
-		// Parsed once, here: the result amount is in minor units (unlike the request's decimal
-		// string); an unreadable one stays 0, which no session amount matches.
-		st.Amount, _ = ParseMinorAmount(string(r.Amount))
-		st.Currency = strings.ToUpper(string(r.Currency))
+	if len(sr.PaymentResultData) > 0 {
+		st.Result = make(map[string]string, len(sr.PaymentResultData))
+		for k, v := range sr.PaymentResultData {
+			st.Result[k] = string(v)
+		}
 	}
 	return st, nil
 }
@@ -286,6 +285,14 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		*f = flexString(s)
 	case len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9' || b[0] == 't' || b[0] == 'f'):
 		*f = flexString(b)
+	case len(b) > 0 && (b[0] == '{' || b[0] == '['):
+		// A gateway may nest values: kept as their JSON text, so the rest of the result still
+		// reads and nothing that may be a payment is lost to a parse error.
+		var c bytes.Buffer
+		if err := json.Compact(&c, b); err != nil {
+			return err
+		}
+		*f = flexString(c.String())
 	default:
 		return fmt.Errorf("vcc: expected a string, got %s", b)
 	}
