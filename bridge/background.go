@@ -99,13 +99,17 @@ func (s *Service) poll(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if sess.Status != StatusActive {
-		if sess.Status.Terminal() {
-			s.tracker.untrack(id)
-		}
+	switch {
+	case !sess.Open():
+		s.tracker.untrack(id)
+		return nil
+	case sess.Status == StatusPending:
 		return nil
 	}
-	guids := []string{sess.Current().SessionGUID}
+	var guids []string
+	if sess.Status == StatusActive {
+		guids = append(guids, sess.Current().SessionGUID)
+	}
 	if older := unsettled(sess, s.clock.Now(), s.rules.retention); len(older) > 0 && s.tracker.olderDue(id, s.clock.Now(), olderAttemptsEvery) {
 		guids = append(guids, guidsOf(older)...)
 	}

@@ -51,8 +51,10 @@ func (s *Service) execute(ctx context.Context, id string, t trigger) (executed, 
 	act := decide(sess, nil, t, now, r)
 	if act.kind == actAsk {
 		view := &providerView{status: make(map[string]*ProviderStatus, len(act.ask))}
+		askCtx, cancel := context.WithTimeout(ctx, s.askDeadline)
+		defer cancel()
 		for _, guid := range act.ask {
-			st, err := s.status(ctx, m, guid)
+			st, err := s.status(askCtx, m, guid)
 			if err != nil {
 				view.err = err
 				break
@@ -82,15 +84,23 @@ func (s *Service) carryOut(ctx context.Context, sess *Session, m *Merchant, act 
 		s.tracker.postpone(sess.ID, act.until)
 		return sess, nil
 	case actRecord:
-		return s.store.UpdateSession(ctx, sess.ID, func(x *Session, _ *Outbox) error {
-			if a := x.AttemptByGUID(act.record.SessionGUID); a != nil {
-				if act.record.ProviderSessionGUID != "" {
-					a.ProviderSessionGUID = act.record.ProviderSessionGUID // kept for reconciliation
+		now := s.clock.Now().UTC()
+		done, err := s.store.UpdateSession(ctx, sess.ID, func(x *Session, _ *Outbox) error {
+			if st := act.record; st != nil {
+				if a := x.AttemptByGUID(st.SessionGUID); a != nil {
+					if st.ProviderSessionGUID != "" {
+						a.ProviderSessionGUID = st.ProviderSessionGUID // kept for reconciliation
+					}
+					a.ProviderEnded = a.ProviderEnded || act.ended // not asked about again
 				}
-				a.ProviderEnded = a.ProviderEnded || act.ended // not asked about again
 			}
+			x.WatchUntil = watchUntil(x, s.rules.retention, now)
 			return nil
 		})
+		if err == nil && !done.Open() {
+			s.tracker.untrack(sess.ID)
+		}
+		return done, err
 	case actRestart:
 		return s.startAttempt(ctx, sess, m, act)
 	case actSettle, actExpire, actFail, actCancel:
@@ -122,7 +132,7 @@ func (s *Service) startAttempt(ctx context.Context, sess *Session, m *Merchant, 
 	ended.EndedAt, ended.EndReason = now, act.reason
 	ended.ProviderEnded = act.providerEnded // VCC said so: no payment can come of it any more
 	next.Attempts = append(next.Attempts, s.newAttempt(sess.ID, cur.Number+1, ps, now))
-	s.publishHandoff(next, m)
+	// Recorded before the handoff leaves: no page an agent can pay on goes unrecorded.
 	stored, err := s.store.UpdateSession(context.WithoutCancel(ctx), sess.ID, func(x *Session, _ *Outbox) error {
 		if x.Status != StatusActive || len(x.Attempts) != len(sess.Attempts) {
 			return ErrConflict // only possible if another node changed it; nothing to hand off
@@ -131,12 +141,13 @@ func (s *Service) startAttempt(ctx context.Context, sess *Session, m *Merchant, 
 		return nil
 	})
 	if err != nil {
-		// The new page went out but is not on record: say so; the session keeps its old attempt
+		// The new page is not on record, so it is not shown: the session keeps its old attempt
 		// and the next refused frame or poll starts another.
 		s.publish(sess, EventError, "", SessionEventData{Session: sess.View(), Code: CodeInternalError,
 			Error: "paybridge could not record the new payment page.", Fix: Info(CodeInternalError).Fix})
 		return nil, fmt.Errorf("record restart: %w", err)
 	}
+	s.publishHandoff(next, m)
 	s.tracker.track(stored, s.nextPoll(now))
 	s.stats.restarts.Add(1)
 	s.logger.InfoContext(ctx, "session restarted", "session", sess.ID, "attempt", cur.Number+1, "reason", act.reason, "vccSession", ps.SessionGUID)
@@ -159,10 +170,14 @@ func (s *Service) finish(ctx context.Context, sess *Session, m *Merchant, f fini
 			}
 			xa.ProviderEnded = true
 		}
-		if err := x.SetStatus(f.to, now); err != nil {
+		if f.late {
+			// A payment after the session closed: the money decides, whatever it was.
+			x.Status, x.UpdatedAt = f.to, now
+		} else if err := x.SetStatus(f.to, now); err != nil {
 			return err
 		}
 		x.Result, x.Failure = f.result, f.failure
+		x.WatchUntil = watchUntil(x, s.rules.retention, now)
 		if m.Webhook.URL != "" && !f.quiet {
 			msg, err := webhookMessage(eventID, m.ID, x, now)
 			if err != nil {
@@ -175,7 +190,14 @@ func (s *Service) finish(ctx context.Context, sess *Session, m *Merchant, f fini
 	if err != nil {
 		return nil, err
 	}
-	s.tracker.untrack(sess.ID)
+	if done.Open() {
+		s.tracker.track(done, s.nextPoll(now)) // watched for a late payment
+	} else {
+		s.tracker.untrack(sess.ID)
+	}
+	if f.late {
+		s.stats.late.Add(1)
+	}
 	for i, status := range terminalStatuses {
 		if status == f.to {
 			s.stats.terminal[i].Add(1)

@@ -45,6 +45,9 @@ type trigger struct {
 	kind    triggerKind
 	attempt int             // the attempt a browser report is about; 0: whatever is current
 	status  *ProviderStatus // trigProviderStatus: VCC's view of one attempt
+	// fromBrowser marks a trigger an agent's socket sent (a refused frame, session.restart):
+	// those are rationed to one restart per session per browserRestartEvery.
+	fromBrowser bool
 	// lockWait bounds the wait for the session's lock (0: as long as ctx allows); past it the
 	// session is answered as stored. For snapshots, which must not hang on a slow restart.
 	lockWait time.Duration
@@ -57,6 +60,8 @@ type rules struct {
 	expiryGrace  time.Duration // how long past its TTL a session may stay open while money may move
 	retention    time.Duration // how long VCC keeps a provider session's result
 	pollInterval time.Duration // how long a postponed expiry waits before it is looked at again
+	// browserRestartEvery is how young an attempt may be before a browser trigger may restart it.
+	browserRestartEvery time.Duration
 	// profile reads the session's result data: its merchant's gateway profile for its account
 	// configuration.
 	profile *GatewayProfile
@@ -119,7 +124,8 @@ type action struct {
 	// restart: why the current attempt ends, and whether VCC said its provider session is over.
 	reason        EndReason
 	providerEnded bool
-	// record: the attempt VCC reported on, its provider session GUID and whether it is over.
+	// record: the attempt VCC reported on, its provider session GUID and whether it is over;
+	// after it the session's watch for late payments is recomputed.
 	record *ProviderStatus
 	ended  bool
 	until  time.Time // actPostpone
@@ -146,6 +152,7 @@ type finish struct {
 	// GUID kept. The transition is dropped if the attempt is gone (another node's change).
 	settled *ProviderStatus
 	quiet   bool // for the record only: no agent event, no merchant webhook
+	late    bool // a payment after the session closed: the one change a final status allows
 }
 
 // decide applies DESIGN section 3's rules to sess for trigger t, given what VCC said (view, nil
@@ -157,7 +164,7 @@ func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules
 	}
 	switch {
 	case sess.Status.Terminal():
-		return onTerminal(sess, t, r)
+		return onTerminal(sess, t, now, r)
 	case pastTTL(sess, now):
 		return onPastTTL(sess, view, t, now, r)
 	}
@@ -182,22 +189,67 @@ func pastTTL(sess *Session, now time.Time) bool {
 	return !sess.Status.Terminal() && !now.Before(sess.ExpiresAt)
 }
 
-// onTerminal: terminal statuses never change; operations on them are refused, reports ignored.
-func onTerminal(sess *Session, t trigger, r rules) action {
+// onTerminal: terminal statuses never change, and operations on them are refused, with one
+// exception that money forces. VCC cannot end a provider session, so after a session closes its
+// attempts are still asked about while VCC keeps their results (WatchUntil): a verified approval
+// then makes the session succeeded, late; anything else that may be a payment is logged for
+// reconciliation.
+func onTerminal(sess *Session, t trigger, now time.Time, r rules) action {
 	switch t.kind {
 	case trigRestart:
 		return action{kind: actRefuse, err: closedError(sess, "a restart")}
 	case trigCancel:
 		return action{kind: actRefuse, err: closedError(sess, "cancelling")}
-	case trigProviderStatus:
-		if st := t.status; st != nil {
-			if o := r.profile.Read(st.Result); o.Kind == OutcomeApproved || o.Kind == OutcomeUnreadable {
-				return action{kind: actIgnore, note: &note{slog.LevelError, "payment result on a session that is no longer open: reconcile with VCC",
-					[]any{"session", sess.ID, "status", sess.Status, "vccSession", st.SessionGUID, "decision", o.Decision(), "transactionId", o.TransactionID}}}
-			}
+	case trigTTL:
+		if !sess.WatchUntil.IsZero() && !now.Before(sess.WatchUntil) {
+			return action{kind: actRecord} // VCC has purged every attempt: the watch is over
 		}
+	case trigProviderStatus:
+		return onLateStatus(sess, t.status, r)
 	}
 	return action{kind: actIgnore}
+}
+
+// onLateStatus acts on VCC's view of an attempt of a closed session.
+func onLateStatus(sess *Session, st *ProviderStatus, r rules) action {
+	a := sess.AttemptByGUID(st.SessionGUID)
+	if a == nil || a.ProviderEnded {
+		return action{kind: actIgnore}
+	}
+	o := r.profile.Read(st.Result)
+	reconcile := func(msg string) action {
+		return action{kind: actRecord, record: st, ended: true, note: &note{slog.LevelError, msg,
+			[]any{"session", sess.ID, "status", sess.Status, "vccSession", st.SessionGUID, "decision", o.Decision(), "transactionId", o.TransactionID}}}
+	}
+	switch {
+	case o.Kind == OutcomeApproved && sess.Status == StatusSucceeded:
+		return reconcile("a second payment on a session that already succeeded: reconcile with VCC and refund one")
+	case o.Kind == OutcomeApproved && r.profile.Matches(o, sess.Amount, sess.Currency):
+		return action{kind: actSettle, finish: finish{to: StatusSucceeded, late: true, settled: st,
+			result: &Result{Decision: o.Decision(), GatewayStatus: o.GatewayStatus, ReasonCode: o.ReasonCode, TransactionID: o.TransactionID, Late: true}},
+			note: &note{slog.LevelWarn, "late payment: the customer paid after the session closed", []any{"session", sess.ID, "was", sess.Status, "attempt", a.Number}}}
+	case mayBePayment(o):
+		return reconcile("payment result on a session that is no longer open: reconcile with VCC")
+	case st.Ended():
+		return action{kind: actRecord, record: st, ended: true}
+	}
+	return action{kind: actIgnore}
+}
+
+// watchUntil is until when VCC must still be asked about closed sess's attempts: the latest end
+// of an attempt VCC has not reported over, plus VCC's retention. Zero when that has passed at
+// now, or sess is open (then every attempt is asked about anyway).
+func watchUntil(sess *Session, retention time.Duration, now time.Time) time.Time {
+	var until time.Time
+	if !sess.Status.Terminal() {
+		return until
+	}
+	for _, a := range sess.Attempts {
+		if end := a.EndedAt.Add(retention); !a.ProviderEnded && !a.EndedAt.IsZero() && end.After(until) && end.After(now) {
+			until = end
+		}
+	}
+	return until
 }
 
 // onPastTTL settles an open session past its TTL, unless money may be moving: a payment result
@@ -285,6 +337,14 @@ func onRestart(sess *Session, view *providerView, t trigger, now time.Time, r ru
 	}
 	if t.kind == trigLifetime && now.Before(cur.StartedAt.Add(r.lifetime)) {
 		return action{kind: actIgnore} // the provider session is young enough to show
+	}
+	if t.fromBrowser && now.Before(cur.StartedAt.Add(r.browserRestartEvery)) {
+		// One socket must not burn a session's attempts in milliseconds.
+		if t.kind == trigRestart {
+			return action{kind: actRefuse, err: Errorf(CodeRateLimitExceeded, "The payment page was restarted less than %s ago; wait before restarting it again.", r.browserRestartEvery).
+				WithFix("Wait a few seconds: a new payment page is already on its way.")}
+		}
+		return action{kind: actIgnore}
 	}
 	if ask := view.missing([]string{cur.SessionGUID}); len(ask) > 0 {
 		return action{kind: actAsk, ask: ask}
@@ -448,11 +508,12 @@ func openGUIDs(sess *Session, now time.Time, r rules) []string {
 	return append([]string{sess.Current().SessionGUID}, guidsOf(unsettled(sess, now, r.retention))...)
 }
 
-// unsettled returns the attempts sess replaced on which a payment could still arrive: ended by
-// paybridge (not by VCC saying so), and recent enough for VCC to still know them.
+// unsettled returns the attempts that ended here on which a payment could still arrive: ended by
+// paybridge (not by VCC saying so), and recent enough for VCC to still know them. For an open
+// session those are the attempts it replaced; for a closed one, every attempt it had.
 func unsettled(sess *Session, now time.Time, retention time.Duration) []Attempt {
 	var out []Attempt
-	for _, a := range sess.Attempts[:max(len(sess.Attempts)-1, 0)] {
+	for _, a := range sess.Attempts {
 		if !a.ProviderEnded && !a.EndedAt.IsZero() && now.Sub(a.EndedAt) < retention {
 			out = append(out, a)
 		}

@@ -16,7 +16,8 @@ import (
 func TestDecide(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	cybersource := DefaultProfile()
-	r := rules{maxAttempts: 3, lifetime: 15 * time.Minute, expiryGrace: 5 * time.Minute, retention: 15 * time.Minute, pollInterval: 2 * time.Second, profile: &cybersource}
+	r := rules{maxAttempts: 3, lifetime: 15 * time.Minute, expiryGrace: 5 * time.Minute, retention: 15 * time.Minute, pollInterval: 2 * time.Second,
+		browserRestartEvery: 5 * time.Second, profile: &cybersource}
 
 	attempt := func(n int, guid string, started time.Time) Attempt {
 		return Attempt{Number: n, SessionGUID: guid, StartedAt: started}
@@ -82,8 +83,14 @@ func TestDecide(t *testing.T) {
 	terminal := func(status Status) *Session {
 		s := session(status, within, fresh)
 		s.Attempts[0].EndedAt = now.Add(-time.Second)
+		s.WatchUntil = s.Attempts[0].EndedAt.Add(r.retention)
 		return s
 	}
+	succeededTwo := session(StatusSucceeded, within, replaced(1, "g1", now.Add(-2*time.Minute)), attempt(2, "g2", now.Add(-2*time.Minute)))
+	succeededTwo.Attempts[1].EndedAt, succeededTwo.Attempts[1].ProviderEnded = now.Add(-time.Minute), true
+	watchOver := terminal(StatusCancelled)
+	watchOver.WatchUntil = now.Add(-time.Second)
+	young := session(StatusActive, within, attempt(1, "g1", now.Add(-time.Second)))
 	read, ttl, abandoned := trigger{kind: trigRead}, trigger{kind: trigTTL}, trigger{kind: trigAbandoned}
 	restart, cancel, lifetime := trigger{kind: trigRestart}, trigger{kind: trigCancel}, trigger{kind: trigLifetime}
 	refused := func(n int) trigger { return trigger{kind: trigFrameRefused, attempt: n} }
@@ -101,6 +108,7 @@ func TestDecide(t *testing.T) {
 		ask     []string  // for actAsk
 		reason  EndReason // for actRestart
 		ended   bool      // actRestart: providerEnded; actRecord: ended
+		late    bool      // a payment after the session closed
 		note    slog.Level
 	}{
 		// Terminal statuses never change.
@@ -112,8 +120,18 @@ func TestDecide(t *testing.T) {
 		{rule: "terminal: an agent reconnecting changes nothing", sess: terminal(StatusSucceeded), trigger: lifetime, want: actIgnore},
 		{rule: "terminal: reads and sweeps change nothing", sess: terminal(StatusCancelled), trigger: read, want: actIgnore},
 		{rule: "terminal: the sweep changes nothing", sess: terminal(StatusExpired), trigger: ttl, want: actIgnore},
-		{rule: "terminal: a REJECT reported late changes nothing", sess: terminal(StatusCancelled), trigger: reported(reject("g1")), want: actIgnore},
-		{rule: "terminal: an ACCEPT reported late is not applied but logged for reconciliation", sess: terminal(StatusCancelled), trigger: reported(accept("g1")), want: actIgnore, note: slog.LevelError},
+		{rule: "late: a REJECT after cancel only marks the attempt over", sess: terminal(StatusCancelled), trigger: reported(reject("g1")), want: actRecord, ended: true},
+		{rule: "late: a verified ACCEPT after cancel makes the session succeeded, late", sess: terminal(StatusCancelled), trigger: reported(accept("g1")), want: actSettle, to: StatusSucceeded, late: true, note: slog.LevelWarn},
+		{rule: "late: a verified ACCEPT after expiry makes the session succeeded, late", sess: terminal(StatusExpired), trigger: reported(accept("g1")), want: actSettle, to: StatusSucceeded, late: true, note: slog.LevelWarn},
+		{rule: "late: a verified ACCEPT after a failure makes the session succeeded, late", sess: terminal(StatusFailed), trigger: reported(accept("g1")), want: actSettle, to: StatusSucceeded, late: true, note: slog.LevelWarn},
+		{rule: "late: an ACCEPT that does not verify is logged for reconciliation, status unchanged", sess: terminal(StatusCancelled), trigger: reported(wrongAmount), want: actRecord, ended: true, note: slog.LevelError},
+		{rule: "late: unreadable result data is logged for reconciliation, status unchanged", sess: terminal(StatusExpired), trigger: reported(&ProviderStatus{SessionGUID: "g1", State: StateFinished, Result: map[string]string{"ApprovalStatus": "1"}}), want: actRecord, ended: true, note: slog.LevelError},
+		{rule: "late: a second payment on a succeeded session is logged for reconciliation", sess: succeededTwo, trigger: reported(accept("g1")), want: actRecord, ended: true, note: slog.LevelError},
+		{rule: "late: a report about an attempt VCC already said is over is ignored", sess: succeededTwo, trigger: reported(accept("g2")), want: actIgnore},
+		{rule: "late: a provider session ending without payment after cancel is marked over", sess: terminal(StatusCancelled), trigger: reported(expired("g1")), want: actRecord, ended: true},
+		{rule: "late: a running provider session after cancel changes nothing", sess: terminal(StatusCancelled), trigger: reported(keying("g1")), want: actIgnore},
+		{rule: "late: the sweep ends the watch once VCC has purged every attempt", sess: watchOver, trigger: ttl, want: actRecord},
+		{rule: "late: the sweep keeps the watch while VCC keeps results", sess: terminal(StatusCancelled), trigger: ttl, want: actIgnore},
 
 		// TTL, with its grace.
 		{rule: "ttl: a pending session past its TTL expires", sess: pendingPast, trigger: ttl, want: actExpire, to: StatusExpired},
@@ -163,6 +181,10 @@ func TestDecide(t *testing.T) {
 		{rule: "restart: at maxAttempts the session fails with provider_attestation_failed", sess: atMax, trigger: refused(3), view: view(running("g3")), want: actFail, to: StatusFailed, failure: CodeProviderAttestationFailed, err: CodeProviderAttestationFailed, note: slog.LevelWarn},
 		{rule: "restart: a pending session cannot be restarted", sess: pending, trigger: restart, want: actRefuse, err: CodeSessionWrongState},
 		{rule: "restart: a refused frame of a pending session is ignored", sess: pending, trigger: refused(1), want: actIgnore},
+		{rule: "browser: a refused frame of an attempt younger than the restart ration is ignored", sess: young, trigger: trigger{kind: trigFrameRefused, attempt: 1, fromBrowser: true}, want: actIgnore},
+		{rule: "browser: a socket's restart of a young attempt is refused with rate_limit_exceeded", sess: young, trigger: trigger{kind: trigRestart, fromBrowser: true}, want: actRefuse, err: CodeRateLimitExceeded},
+		{rule: "browser: the API's restart is not rationed", sess: young, trigger: restart, view: view(running("g1")), want: actRestart, reason: EndRestartRequested},
+		{rule: "browser: past the ration a refused frame restarts", sess: active, trigger: trigger{kind: trigFrameRefused, attempt: 1, fromBrowser: true}, view: view(running("g1")), want: actRestart, reason: EndFrameRefused},
 		{rule: "lifetime: an attempt younger than the provider lifetime is kept", sess: active, trigger: lifetime, want: actIgnore},
 		{rule: "lifetime: an attempt older than the provider lifetime asks VCC first", sess: activeOld, trigger: lifetime, want: actAsk, ask: []string{"g1"}},
 		{rule: "lifetime: an attempt older than the provider lifetime is restarted", sess: activeOld, trigger: lifetime, view: view(running("g1")), want: actRestart, reason: EndLifetimeElapsed},
@@ -205,6 +227,10 @@ func TestDecide(t *testing.T) {
 			switch got.kind {
 			case actSettle, actExpire, actFail, actCancel:
 				assert.Equal(t, tt.to, got.finish.to, "transition")
+				assert.Equal(t, tt.late, got.finish.late, "late")
+				if tt.late {
+					assert.True(t, got.finish.result.Late, "the result says it came late")
+				}
 				var failure Code
 				if got.finish.failure != nil {
 					failure = got.finish.failure.Code

@@ -19,6 +19,10 @@ const (
 	DefaultSessionTTL       = 30 * time.Minute
 	DefaultPollInterval     = 2 * time.Second
 	DefaultPollConcurrency  = 8
+	// DefaultBrowserRestartEvery rations restarts asked for from an agent's socket.
+	DefaultBrowserRestartEvery = 5 * time.Second
+	// DefaultProviderDeadline bounds one trigger's wait for VCC's status answers.
+	DefaultProviderDeadline = 10 * time.Second
 	// pendingGrace is how long a session may stay pending (its VCC create in flight) before a
 	// sweep decides the process that created it died mid-create.
 	pendingGrace = 2 * time.Minute
@@ -58,6 +62,15 @@ type ServiceOptions struct {
 	PollInterval     time.Duration // VCC status polling per active session (2s, jittered)
 	PollConcurrency  int           // status polls in flight at once (8)
 	SweepInterval    time.Duration // how often Run looks for due polls and expiries (PollInterval/8, at least 10ms)
+	// BrowserRestartEvery rations restarts an agent's socket asks for (a refused frame,
+	// session.restart): an attempt younger than this is not restarted from the browser (5s).
+	BrowserRestartEvery time.Duration
+	// ProviderDeadline bounds what one trigger waits for VCC's status answers, all attempts
+	// together (10s), so a cancel never hangs on a slow VCC.
+	ProviderDeadline time.Duration
+	// LateWatch is how long after an attempt ends VCC is still asked about it: VCC's retention
+	// of results (15m).
+	LateWatch time.Duration
 }
 
 // Service runs the session lifecycle: create, hand off, restart, learn and verify the outcome,
@@ -77,6 +90,7 @@ type Service struct {
 	pollInterval    time.Duration
 	pollConcurrency int
 	sweepInterval   time.Duration
+	askDeadline     time.Duration
 
 	locks   Locker
 	tracker tracker
@@ -86,8 +100,8 @@ type Service struct {
 
 // serviceCounters count what the service did, for metrics.
 type serviceCounters struct {
-	created, restarts, polls, pollErrors atomic.Int64
-	terminal                             [4]atomic.Int64 // succeeded, failed, expired, cancelled
+	created, restarts, polls, pollErrors, late atomic.Int64
+	terminal                                   [4]atomic.Int64 // succeeded, failed, expired, cancelled
 }
 
 // ServiceStats are the service's counters since it started.
@@ -97,6 +111,7 @@ type ServiceStats struct {
 	Polls           int64            // VCC status requests made by the poller
 	PollErrors      int64            // of which failed
 	Terminal        map[Status]int64 // sessions that ended, by final status
+	Late            int64            // payments VCC reported after the session closed (counted in Terminal too)
 	OpenSessions    int              // pending and active sessions now
 }
 
@@ -106,7 +121,7 @@ var terminalStatuses = [4]Status{StatusSucceeded, StatusFailed, StatusExpired, S
 func (s *Service) Stats() ServiceStats {
 	st := ServiceStats{
 		SessionsCreated: s.stats.created.Load(), Restarts: s.stats.restarts.Load(),
-		Polls: s.stats.polls.Load(), PollErrors: s.stats.pollErrors.Load(),
+		Polls: s.stats.polls.Load(), PollErrors: s.stats.pollErrors.Load(), Late: s.stats.late.Load(),
 		Terminal: make(map[Status]int64, len(terminalStatuses)), OpenSessions: s.tracker.size(),
 	}
 	for i, status := range terminalStatuses {
@@ -144,8 +159,10 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	s.sweepInterval = orDefault(s.sweepInterval, max(s.pollInterval/8, 10*time.Millisecond))
 	s.rules = rules{
 		maxAttempts: opts.MaxAttempts, lifetime: orDefault(opts.ProviderLifetime, DefaultProviderLifetime),
-		expiryGrace: expiryGrace, retention: vccRetention, pollInterval: s.pollInterval,
+		expiryGrace: expiryGrace, retention: orDefault(opts.LateWatch, vccRetention), pollInterval: s.pollInterval,
+		browserRestartEvery: orDefault(opts.BrowserRestartEvery, DefaultBrowserRestartEvery),
 	}
+	s.askDeadline = orDefault(opts.ProviderDeadline, DefaultProviderDeadline)
 	if s.rules.maxAttempts <= 0 {
 		s.rules.maxAttempts = DefaultMaxAttempts
 	}
@@ -221,8 +238,7 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 	active.Status = StatusActive
 	active.UpdatedAt = s.clock.Now().UTC()
 	active.Attempts = []Attempt{s.newAttempt(sess.ID, 1, ps, active.UpdatedAt)}
-	// Push first: the agent is waiting, and the handoff budget is counted from VCC's answer.
-	s.publishHandoff(active, m)
+	// Recorded before the handoff leaves: no page an agent can pay on goes unrecorded.
 	stored, err := s.store.UpdateSession(context.WithoutCancel(ctx), sess.ID, func(x *Session, _ *Outbox) error {
 		if err := x.SetStatus(StatusActive, active.UpdatedAt); err != nil {
 			return err
@@ -231,14 +247,11 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 		return nil
 	})
 	if err != nil {
-		// The handoff already went out: tell the agent it is void. The record stays pending and
-		// the sweep fails it once the store is back.
-		void := active.Clone()
-		void.Status = StatusFailed
-		s.publish(void, EventFailed, "", SessionEventData{Session: void.View(), Code: CodeInternalError,
-			Error: "paybridge could not record the session.", Fix: Info(CodeInternalError).Fix})
+		// No handoff went out. The record stays pending and the sweep fails it once the store is
+		// back.
 		return nil, fmt.Errorf("activate session: %w", err)
 	}
+	s.publishHandoff(active, m)
 	stored.Attempts[0].BearerToken, stored.Attempts[0].RefreshToken = ps.AgentAccessToken, ps.AgentRefreshToken
 	s.tracker.track(stored, s.nextPoll(stored.UpdatedAt))
 	s.stats.created.Add(1)
@@ -306,6 +319,12 @@ func (s *Service) RestartSession(ctx context.Context, sc Scope, id string) (*Ses
 	return s.operate(ctx, sc, id, trigger{kind: trigRestart})
 }
 
+// RestartFromAgent is RestartSession asked for by an agent's socket (session.restart): rationed
+// to one restart per session per BrowserRestartEvery, so one socket cannot burn the attempts.
+func (s *Service) RestartFromAgent(ctx context.Context, agent AgentRef, id string) (*Session, error) {
+	return s.operate(ctx, agent.scope(), id, trigger{kind: trigRestart, fromBrowser: true})
+}
+
 // operate runs an operation a caller within sc asked for: an error, or the session after it.
 func (s *Service) operate(ctx context.Context, sc Scope, id string, t trigger) (*Session, error) {
 	if _, err := s.scoped(ctx, sc, id); err != nil {
@@ -330,7 +349,7 @@ func (s *Service) FrameRefused(ctx context.Context, agent AgentRef, sessionID st
 	if attempt <= 0 {
 		return nil, invalid("attempt", "frame.refused needs the attempt number it is about")
 	}
-	done, err := s.execute(ctx, sessionID, trigger{kind: trigFrameRefused, attempt: attempt})
+	done, err := s.execute(ctx, sessionID, trigger{kind: trigFrameRefused, attempt: attempt, fromBrowser: true})
 	if err != nil || done.kind != actIgnore {
 		return nil, err
 	}
@@ -360,7 +379,7 @@ func (s *Service) ProviderNotified(ctx context.Context, merchantID, sessionGUID 
 // checkAttempt asks VCC about the attempt with guid of sess, if sess is still active, and runs
 // what it says through the lifecycle (trigger 3).
 func (s *Service) checkAttempt(ctx context.Context, sess *Session, guid string) error {
-	if sess.Status != StatusActive || sess.AttemptByGUID(guid) == nil {
+	if !sess.Open() || sess.AttemptByGUID(guid) == nil {
 		return nil
 	}
 	m, err := s.merchant(ctx, sess.MerchantID)

@@ -28,6 +28,7 @@ type world struct {
 	clock    *bridgetest.ManualClock
 	store    *boltstore.Store
 	hub      *bridge.Hub
+	keyring  *bridge.Keyring
 	svc      *bridge.Service
 	stub     *vccstub.Server
 	merchant *bridge.Merchant
@@ -62,12 +63,21 @@ func newWorld(t *testing.T) *world {
 	keyring, err := bridge.NewKeyring(bytes.Repeat([]byte{3}, 32))
 	require.NoError(t, err)
 	w.hub = bridge.NewHub(nil, 0)
+	w.keyring = keyring
+	w.restartService()
+	return w
+}
+
+// restartService replaces the service with a new one on the same store, as a process restart
+// does: nothing in memory survives.
+func (w *world) restartService() {
+	w.t.Helper()
+	var err error
 	w.svc, err = bridge.NewService(bridge.ServiceOptions{
-		Store: w.store, Merchants: bridge.StaticMerchants{w.merchant}, Publisher: w.hub, Keyring: keyring, Clock: w.clock,
+		Store: w.store, Merchants: bridge.StaticMerchants{w.merchant}, Publisher: w.hub, Keyring: w.keyring, Clock: w.clock,
 		Provider: vcc.New(vcc.Options{Clock: w.clock, RequestTimeout: 2 * time.Second, MaxRetries: -1}),
 	})
-	require.NoError(t, err)
-	return w
+	require.NoError(w.t, err)
 }
 
 var agent1 = bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent-1"}
@@ -275,6 +285,7 @@ func TestStaleFrameRefusedGetsCurrentHandoff(t *testing.T) {
 	assert.NotEmpty(t, h.FormFields[bridge.FieldRefreshToken])
 	assert.Equal(t, creates, w.stub.Stats().CreateSession, "no restart")
 
+	w.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 	h, err = w.svc.FrameRefused(w.ctx, agent1, s.ID, 2)
 	require.NoError(t, err)
 	assert.Nil(t, h, "a report about the current attempt restarts instead")

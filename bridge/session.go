@@ -115,6 +115,9 @@ type Result struct {
 	GatewayStatus string `json:"gatewayStatus,omitempty"` // the gateway's own verdict (its profile's status key)
 	ReasonCode    string `json:"reasonCode,omitempty"`
 	TransactionID string `json:"transactionId,omitempty"`
+	// Late marks a payment VCC reported after the session was cancelled, expired or failed here:
+	// the one change a final status allows, because the money moved.
+	Late bool `json:"late,omitempty"`
 	// Data is the result data VCC sent, kept when the merchant's profile could not read it, for
 	// reconciliation; values shaped like a card number are removed before it is stored.
 	Data map[string]string `json:"data,omitempty"`
@@ -151,9 +154,17 @@ type Session struct {
 	Attempts               []Attempt         `json:"attempts,omitempty"`
 	Result                 *Result           `json:"result,omitempty"`
 	Failure                *Failure          `json:"failure,omitempty"`
+	// WatchUntil is until when VCC is still asked about a closed session's attempts: VCC cannot
+	// end a provider session, so one may yet be paid after the session ended here. Zero once
+	// nothing can arrive any more.
+	WatchUntil time.Time `json:"watchUntil,omitzero"`
 	// Version counts committed updates; stores bump it, so a stale copy is easy to spot.
 	Version int64 `json:"version"`
 }
+
+// Open reports whether the lifecycle still tracks s: pending or active, or closed but still
+// watched for a late payment. Stores index it for OpenSessions.
+func (s *Session) Open() bool { return !s.Status.Terminal() || !s.WatchUntil.IsZero() }
 
 // NewSessionID returns a fresh session id for mode.
 func NewSessionID(mode Mode) string { return "vp_cs_" + string(mode) + "_" + RandomBase62(16) }

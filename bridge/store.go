@@ -34,7 +34,8 @@ type SessionStore interface {
 	UpdateSession(ctx context.Context, id string, fn func(s *Session, out *Outbox) error) (*Session, error)
 	// ListSessions returns the sessions matching f, newest first.
 	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
-	// OpenSessions returns every session that is pending or active, in any merchant and mode.
+	// OpenSessions returns every session whose Open reports true (pending, active, or closed and
+	// still watched for a late payment), in any merchant and mode.
 	OpenSessions(ctx context.Context) ([]*Session, error)
 }
 

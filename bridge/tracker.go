@@ -25,13 +25,14 @@ type tracked struct {
 	nextPoll  time.Time // for a pending session: when to give up on it
 	olderAt   time.Time // when replaced attempts were last asked about
 	pending   bool
+	closed    bool // terminal, watched for a late payment until expiresAt
 	busy      bool // a sweep is working on it
 }
 
 func (t *tracker) put(item *tracked) {
 	if old := t.items[item.id]; old != nil {
 		item.busy, item.olderAt = old.busy, old.olderAt
-		if old.expiresAt.After(item.expiresAt) {
+		if old.expiresAt.After(item.expiresAt) && !item.closed {
 			item.expiresAt = old.expiresAt // a postponed expiry stays postponed
 		}
 	}
@@ -48,12 +49,16 @@ func (t *tracker) put(item *tracked) {
 }
 
 func newTracked(sess *Session, next time.Time) *tracked {
-	return &tracked{
+	t := &tracked{
 		id:        sess.ID,
 		agent:     AgentRef{MerchantID: sess.MerchantID, Mode: sess.Mode, AgentID: sess.AgentID},
 		createdAt: sess.CreatedAt, expiresAt: sess.ExpiresAt, nextPoll: next,
-		pending: sess.Status == StatusPending,
+		pending: sess.Status == StatusPending, closed: sess.Status.Terminal(),
 	}
+	if t.closed {
+		t.expiresAt = sess.WatchUntil
+	}
+	return t
 }
 
 // track records an active session whose next poll is due at next.
@@ -78,11 +83,17 @@ func (t *tracker) trackIfAbsent(sess *Session, now, pendingDue time.Time) {
 	t.put(newTracked(sess, next))
 }
 
-// size returns how many sessions are tracked.
+// size returns how many open sessions are tracked (not those only watched for a late payment).
 func (t *tracker) size() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.items)
+	n := 0
+	for _, it := range t.items {
+		if !it.closed {
+			n++
+		}
+	}
+	return n
 }
 
 func (t *tracker) untrack(id string) {
@@ -107,7 +118,9 @@ func (t *tracker) ofAgent(agent AgentRef) []string {
 	defer t.mu.Unlock()
 	items := make([]*tracked, 0, len(t.byAgent[agent]))
 	for id := range t.byAgent[agent] {
-		items = append(items, t.items[id])
+		if it := t.items[id]; !it.closed {
+			items = append(items, it)
+		}
 	}
 	slices.SortFunc(items, func(a, b *tracked) int {
 		if c := a.createdAt.Compare(b.createdAt); c != 0 {

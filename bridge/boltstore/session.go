@@ -211,7 +211,7 @@ func putSession(tx *bolt.Tx, old, next *bridge.Session) error {
 	}
 
 	open := tx.Bucket(bucketSessionOpen)
-	if next.Status.Terminal() {
+	if !next.Open() {
 		if err := open.Delete(id); err != nil {
 			return err
 		}

@@ -1,0 +1,155 @@
+package bridge_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/paybridge/paybridge/bridge"
+)
+
+// drain returns the types of the events a subscription holds now.
+func drain(sub *bridge.Subscription) []string {
+	var types []string
+	for {
+		select {
+		case msg := <-sub.Messages():
+			var ev struct{ Type string }
+			_ = json.Unmarshal(msg, &ev)
+			types = append(types, ev.Type)
+		default:
+			return types
+		}
+	}
+}
+
+// webhookTypes returns the types of the merchant webhooks queued for s, oldest first.
+func (w *world) webhookTypes() []bridge.EventType {
+	w.t.Helper()
+	due, err := w.store.DueOutbox(w.ctx, w.clock.Now().Add(time.Hour), 100)
+	require.NoError(w.t, err)
+	var types []bridge.EventType
+	for _, m := range due {
+		types = append(types, m.Type)
+	}
+	return types
+}
+
+// TestLatePayment: VCC cannot end a provider session, so a customer can still pay after paybridge
+// cancelled or expired the session. A verified ACCEPT then makes the session succeeded with
+// result.late, tells the agent and the merchant; a REJECT changes nothing; the watch ends when
+// VCC no longer keeps the results.
+func TestLatePayment(t *testing.T) {
+	sc := bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}
+	t.Run("accept after cancel", func(t *testing.T) {
+		w := newWorld(t)
+		sub := w.hub.Subscribe(agent1)
+		defer sub.Close()
+		s := w.create(0)
+		_, err := w.svc.CancelSession(w.ctx, sc, s.ID)
+		require.NoError(t, err)
+		cancelled := w.get(s.ID)
+		require.Equal(t, bridge.StatusCancelled, cancelled.Status)
+		assert.True(t, cancelled.Open(), "a cancelled session is still watched")
+		drain(sub)
+
+		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
+		w.clock.Advance(11 * time.Second)
+		w.svc.Sweep(w.ctx)
+
+		got := w.get(s.ID)
+		assert.Equal(t, bridge.StatusSucceeded, got.Status)
+		require.NotNil(t, got.Result)
+		assert.True(t, got.Result.Late)
+		assert.Nil(t, got.Failure)
+		assert.False(t, got.Open(), "nothing left to watch")
+		assert.Equal(t, []string{string(bridge.EventSucceeded)}, drain(sub), "the agent hears of the payment")
+		assert.Equal(t, []bridge.EventType{bridge.EventCancelled, bridge.EventSucceeded}, w.webhookTypes(), "and so does the merchant")
+		assert.Equal(t, int64(1), w.svc.Stats().Late)
+	})
+	t.Run("accept after expiry", func(t *testing.T) {
+		w := newWorld(t)
+		s := w.create(5 * time.Minute)
+		w.clock.Advance(5*time.Minute + time.Second)
+		w.svc.Sweep(w.ctx)
+		require.Equal(t, bridge.StatusExpired, w.get(s.ID).Status)
+
+		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
+		w.clock.Advance(11 * time.Second)
+		w.svc.Sweep(w.ctx)
+		got := w.get(s.ID)
+		assert.Equal(t, bridge.StatusSucceeded, got.Status)
+		require.NotNil(t, got.Result)
+		assert.True(t, got.Result.Late)
+		assert.Equal(t, []bridge.EventType{bridge.EventExpired, bridge.EventSucceeded}, w.webhookTypes())
+	})
+	t.Run("accept reported by webhook after cancel", func(t *testing.T) {
+		w := newWorld(t)
+		s := w.create(0)
+		_, err := w.svc.CancelSession(w.ctx, sc, s.ID)
+		require.NoError(t, err)
+		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
+		require.NoError(t, w.svc.ProviderNotified(w.ctx, "acme", s.Current().SessionGUID))
+		assert.Equal(t, bridge.StatusSucceeded, w.get(s.ID).Status)
+	})
+	t.Run("reject after cancel changes nothing", func(t *testing.T) {
+		w := newWorld(t)
+		s := w.create(0)
+		_, err := w.svc.CancelSession(w.ctx, sc, s.ID)
+		require.NoError(t, err)
+		w.complete(s.Current().SessionGUID, bridge.DecisionReject)
+		w.clock.Advance(11 * time.Second)
+		w.svc.Sweep(w.ctx)
+		got := w.get(s.ID)
+		assert.Equal(t, bridge.StatusCancelled, got.Status)
+		assert.Nil(t, got.Result)
+		assert.False(t, got.Open(), "the provider session is over: no longer watched")
+		assert.Equal(t, []bridge.EventType{bridge.EventCancelled}, w.webhookTypes())
+	})
+	t.Run("the watch ends with VCC's retention", func(t *testing.T) {
+		w := newWorld(t)
+		s := w.create(0)
+		_, err := w.svc.CancelSession(w.ctx, sc, s.ID)
+		require.NoError(t, err)
+		w.clock.Advance(16 * time.Minute)
+		w.svc.Sweep(w.ctx)
+		assert.False(t, w.get(s.ID).Open())
+		open, err := w.store.OpenSessions(w.ctx)
+		require.NoError(t, err)
+		assert.Empty(t, open)
+	})
+	t.Run("the watch survives a restart of the process", func(t *testing.T) {
+		w := newWorld(t)
+		s := w.create(0)
+		_, err := w.svc.CancelSession(w.ctx, sc, s.ID)
+		require.NoError(t, err)
+		w.restartService()
+		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
+		w.clock.Advance(11 * time.Second)
+		w.svc.Sweep(w.ctx)
+		assert.Equal(t, bridge.StatusSucceeded, w.get(s.ID).Status)
+	})
+}
+
+// TestBrowserRestartsAreRationed: one socket reporting refused frames and asking for restarts
+// as fast as it can makes one new attempt, not maxAttempts of them.
+func TestBrowserRestartsAreRationed(t *testing.T) {
+	w := newWorld(t)
+	s := w.create(0)
+	w.clock.Advance(bridge.DefaultBrowserRestartEvery)
+	for i := range 100 {
+		if i%2 == 0 {
+			_, _ = w.svc.FrameRefused(w.ctx, agent1, s.ID, w.get(s.ID).Current().Number)
+		} else {
+			_, _ = w.svc.RestartFromAgent(w.ctx, agent1, s.ID)
+		}
+	}
+	got := w.get(s.ID)
+	assert.Equal(t, bridge.StatusActive, got.Status)
+	assert.Len(t, got.Attempts, 2, "one new attempt")
+	_, err := w.svc.RestartFromAgent(w.ctx, agent1, s.ID)
+	assert.Equal(t, bridge.CodeRateLimitExceeded, bridge.ErrorCode(err))
+}
