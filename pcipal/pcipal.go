@@ -1,6 +1,6 @@
 // Package pcipal models PCI Pal's agent view as paybridge and its stubs see it: the framed
 // iframe URL, the two token form fields an agent's browser POSTs into the iframe, and the message
-// the capture page sends its parent window once it has loaded.
+// the widget's legacy frame check waits for.
 //
 // paybridge never calls PCI Pal itself (VCC does); it only hands the iframe URL and tokens to the
 // agent's browser. This package keeps the few facts both sides must agree on in one place.
@@ -21,11 +21,13 @@ const (
 	FieldRefreshToken = bridge.FieldRefreshToken
 )
 
-// The announcement a capture page posts to its parent window when it has loaded:
+// The announcement the agent widget's frameCheck "announcement" waits for to tell a loaded frame
+// from a refused one:
 //
 //	parent.postMessage({source: "pcipal-stub", type: "pcipal.ready", sessionId: "<id>"}, "*")
 //
-// The agent widget listens for it to tell a loaded frame from a refused one.
+// Live PCI Pal posts nothing to its parent by itself; a page posts this only when its payment
+// flow has a PostMessage step with this data (the stub's pcipalstub.LegacyAnnouncement).
 const (
 	ReadyMessageSource = "pcipal-stub"
 	ReadyMessageType   = "pcipal.ready"

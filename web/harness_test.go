@@ -79,7 +79,7 @@ func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 	h.pcipal = pcipalstub.New(pcipalstub.Options{Clock: h.clock, Logger: logger})
 	h.vcc = vccstub.New(vccstub.Options{Clock: h.clock, Logger: logger, PCIPal: h.pcipal})
 	mux := http.NewServeMux()
-	mux.Handle("/session/", h.pcipal)
+	h.pcipal.Mount(mux)
 	mux.Handle("/", h.vcc)
 	h.stubs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r)
@@ -389,14 +389,19 @@ func (s *agentSocket) handoff() handoffData {
 	return h
 }
 
-// postForm does what the widget's hidden form does: POST the two tokens to the iframe URL.
+// postForm does what the widget's hidden form does, POST the two tokens to the iframe URL, and
+// what the browser then does in the frame; it returns what the frame ends up showing.
 func postForm(t *testing.T, h handoffData) *http.Response {
 	t.Helper()
 	form := url.Values{}
 	for k, v := range h.FormFields {
 		form.Set(k, v)
 	}
-	resp, err := http.PostForm(h.IframeURL, form)
+	req, err := http.NewRequest(http.MethodPost, h.IframeURL, strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// As the browser does: the POST, then PCI Pal's login on to the capture page (or the refusal).
+	resp, err := pcipalstub.OpenFrame(nil, req)
 	require.NoError(t, err)
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp

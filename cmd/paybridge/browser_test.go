@@ -68,8 +68,9 @@ func TestBrowserTakePayment(t *testing.T) {
 // action; the payment then succeeds.
 func TestBrowserExpiryRecovers(t *testing.T) {
 	// paybridge polls VCC every 4 s here (the first poll of a new session comes 3.2 s or more
-	// after it was created), so the widget's report usually finds the expiry first.
-	info, ctx, traffic, d := openDemoDesk(t, "--poll-interval", "4s")
+	// after it was created), and the stub VCC's webhook is off (it would report the expiry at
+	// once), so the widget's report usually finds the expiry first.
+	info, ctx, traffic, d := openDemoDesk(t, "--poll-interval", "4s", "--vcc-webhook=false")
 
 	// Hold the iframe's form POST in the browser until the provider session has ended.
 	paused := chromedp.Events(ctx, fetch.RequestPaused)

@@ -14,10 +14,14 @@ import (
 
 	"github.com/paybridge/paybridge/bridge"
 	"github.com/paybridge/paybridge/config"
+	"github.com/paybridge/paybridge/vcc/vccstub"
 )
 
 // demoAgentID is the agent the demo's keys, curl line and agent desktop use.
 const demoAgentID = "demo-agent"
+
+// demoVCCWebhookClientID is the client id the stub VCC presents to paybridge's /oauth/token.
+const demoVCCWebhookClientID = "demo-vcc-webhook"
 
 // demoInfo is what `demo --info FILE` writes: everything a script or test needs to drive it.
 type demoInfo struct {
@@ -40,6 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	verbose := fs.Bool("verbose", false, "log every request (info level) instead of warnings only")
 	stubAddr := fs.String("stub-addr", "127.0.0.1:0", "address for the stub VCC and PCI Pal (port 0 picks a free one)")
 	pollInterval := fs.Duration("poll-interval", 0, "how often paybridge asks the stub VCC for outcomes (default 1s)")
+	vccWebhook := fs.Bool("vcc-webhook", true, "have the stub VCC post outcomes to paybridge's /v1/webhooks/vcc, authenticated with OAuth client credentials as VCC does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,11 +90,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The demo agent desktop is served by paybridge itself, so its own origins may use the
 	// publishable key.
 	cfg.Merchants[0].AllowedOrigins = []string{cfg.PublicBaseURL, "http://localhost:" + port}
+	// VCC authenticates its webhook calls with client credentials against paybridge's
+	// /oauth/token: the merchant holds them, the stub presents them. Fresh each run.
+	hook := config.VCCWebhook{ClientID: demoVCCWebhookClientID, ClientSecret: bridge.RandomBase62(32)}
+	if *vccWebhook {
+		cfg.Merchants[0].VCCWebhook = hook
+	}
 	desk := newDemoDesk(logger)
 	a, err := newApp(cfg, appOptions{logger: logger, listener: ln, demo: func(*app) http.Handler { return desk }})
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if *vccWebhook {
+		stubs.vcc.SetWebhook(&vccstub.WebhookTarget{URL: a.baseURL() + "/v1/webhooks/vcc", TokenURL: a.baseURL() + "/oauth/token",
+			ClientID: hook.ClientID, ClientSecret: hook.ClientSecret})
 	}
 	merchant := cfg.Merchants[0].ID
 	secret, _, err := a.keys.CreateKey(ctx, merchant, bridge.KeySecret, bridge.ModeTest)
@@ -136,6 +151,12 @@ Or create a payment session for the agent from your own backend; the desktop sho
 and play the customer with the stub VCC's control API:
 
   curl -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"decision":"ACCEPT"}'
+  curl -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"paymentResultData":{"ApprovalStatus":"1","RespCode":"00","TxRefNum":"..."}}'
+
+The stub PCI Pal posts the widget's announcement to the agent desktop; live PCI Pal posts nothing
+unless its flow has a PostMessage step. Make the stub silent, as live:
+
+  curl -X PUT %[6]s/_control/pcipal -d '{"postMessage":null}'
 
 Press Ctrl-C to stop.
 `, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, in.VCCStubURL)

@@ -85,6 +85,20 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, conn.ReadJSON(&ev))
 	assert.Equal(t, "session.handoff", ev.Type)
 
+	// The stub PCI Pal posts the widget's announcement (until the widget stops needing it), and
+	// the stub VCC's webhook reaches paybridge with an OAuth bearer token, as VCC's does.
+	pci := getJSON(t, info.VCCStubURL+"/_control/pcipal", "")
+	assert.Equal(t, map[string]any{"postMessage": map[string]any{
+		"data": map[string]any{"source": "pcipal-stub", "type": "pcipal.ready", "sessionId": "{{sessionId}}"}, "targetOrigin": "*"}}, pci)
+	guid := created["vcc"].(map[string]any)["sessionGuid"].(string)
+	postJSON(t, info.VCCStubURL+"/_control/sessions/"+guid+"/complete", "", `{"decision":"ACCEPT"}`)
+	require.Eventually(t, func() bool {
+		return getJSON(t, info.VCCStubURL+"/_control/stats", "")["webhooksSent"] == float64(1)
+	}, 10*time.Second, 10*time.Millisecond, "paybridge took the stub VCC's webhook")
+	assert.Equal(t, float64(0), getJSON(t, info.VCCStubURL+"/_control/stats", "")["webhooksFailed"])
+	require.NoError(t, conn.ReadJSON(&ev))
+	assert.Equal(t, "session.succeeded", ev.Type)
+
 	cancel()
 	select {
 	case err := <-done:

@@ -16,7 +16,8 @@ import (
 )
 
 // stubWorld is both upstream stubs served from one loopback listener: VCC's auth, Payment API and
-// control API, and PCI Pal's framed capture pages under /session/.
+// control API, and PCI Pal's framed view (/session/..., POST /refreshlogon and its sign-in page
+// at /).
 type stubWorld struct {
 	vcc      *vccstub.Server
 	pcipal   *pcipalstub.Server
@@ -32,12 +33,15 @@ func startStubs(addr string, clock bridge.Clock, logger *slog.Logger) (*stubWorl
 		return nil, fmt.Errorf("stubs: listen on %s: %w", addr, err)
 	}
 	base := "http://" + ln.Addr().String()
-	pci := pcipalstub.New(pcipalstub.Options{Clock: clock, Logger: logger})
+	// The agent widget's default frame check still waits for the stub's old announcement, which
+	// live PCI Pal does not post: until the widget changes, the flow's PostMessage step posts it.
+	// `PUT /_control/pcipal {"postMessage": null}` turns it off, as live.
+	pci := pcipalstub.New(pcipalstub.Options{Clock: clock, Logger: logger, PostMessage: pcipalstub.LegacyAnnouncement()})
 	pci.SetBaseURL(base)
 	v := vccstub.New(vccstub.Options{Clock: clock, Logger: logger, PCIPal: pci})
 	v.SetBaseURL(base)
 	mux := http.NewServeMux()
-	mux.Handle("/session/", pci)
+	pci.Mount(mux)
 	mux.Handle("/", v)
 	w := &stubWorld{vcc: v, pcipal: pci, listener: ln, served: make(chan error, 1),
 		server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -77,7 +81,7 @@ func runStubs(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, `VCC and PCI Pal stubs on %[1]s
   VCC token URL:        %[1]s%[2]s   (client %[3]s / %[4]s)
   VCC Payment API base: %[1]s%[5]s
-  control API:          %[1]s/_control/...   (complete, expire, keying, faults, stats)
+  control API:          %[1]s/_control/...   (complete, expire, keying, pcipal, faults, stats)
 Press Ctrl-C to stop.
 `, w.baseURL(), vccstub.TokenPath, acct.ClientID, acct.ClientSecret, vccstub.PaymentAPIPath)
 	select {

@@ -1,16 +1,26 @@
 // Package pcipalstub is an in-process stand-in for PCI Pal's agent view, faithful to what
-// shared/UPSTREAM.md documents: a form POST of the two provider tokens to the framed iframe URL
-// shows a masked card capture page, and an expired, unknown or wrongly authorised session answers
-// with X-Frame-Options: deny, which the browser reports as "Refused to display ... in a frame".
+// shared/UPSTREAM.md documents:
+//
+//   - A form POST of the two provider tokens to the framed iframe URL logs the browser in: it
+//     answers an interstitial that sets the login cookies (pcipal-auth, and pcipal-auth-expiry as
+//     PCI Pal's own client names it), refreshes the login with POST /refreshlogon and navigates
+//     on to the capture page. That is two navigations in the frame per attempt.
+//   - The capture page keeps its login alive with a periodic POST /refreshlogon while it is open.
+//     A visitor without a valid login is sent to / (the sign-in page).
+//   - An expired, unknown or wrongly authorised session answers with X-Frame-Options: deny,
+//     which the browser reports as "Refused to display ... in a frame".
+//   - Like live PCI Pal, the page posts nothing to its parent window, unless the payment flow has
+//     a PostMessage step (Options.PostMessage, SetPostMessage): then the capture page runs
+//     window.parent.postMessage(data, targetOrigin) with exactly the configured data once it has
+//     loaded.
 //
 // The VCC stub registers a provider session here for every session it starts; tests, the demo and
-// `paybridge stubs` serve the Server over HTTP.
+// `paybridge stubs` serve the Server over HTTP (Mount adds its routes to a shared mux).
 package pcipalstub
 
 import (
 	"crypto/subtle"
 	"errors"
-	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,8 +33,10 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultLifetime = 15 * time.Minute
-	DefaultTenantID = "paybridge-sandbox"
+	DefaultLifetime      = 15 * time.Minute
+	DefaultTenantID      = "paybridge-sandbox"
+	DefaultLoginLifetime = 20 * time.Minute
+	DefaultLoginRefresh  = time.Minute
 )
 
 // forgetAfter is how long after its end a session is still remembered; Register forgets older
@@ -43,17 +55,26 @@ type Options struct {
 	Lifetime time.Duration // how long a provider session can be shown; 0: DefaultLifetime
 	TenantID string        // the tenant in iframe URLs; "": DefaultTenantID
 	Logger   *slog.Logger  // nil: discard
+	// LoginLifetime is how long a login lasts without a refresh (PCI Pal logs out after a long
+	// idle time); 0: DefaultLoginLifetime.
+	LoginLifetime time.Duration
+	// LoginRefresh is how often an open capture page refreshes its login; 0: DefaultLoginRefresh.
+	LoginRefresh time.Duration
+	// PostMessage is the payment flow's PostMessage step; nil (the default, as live PCI Pal
+	// without that step) posts nothing to the parent window.
+	PostMessage *PostMessage
 }
 
 // Session is a provider session as the VCC stub registers it. The tokens are secrets: the stub
 // only compares them and never shows or logs them.
 type Session struct {
-	ID           string // the provider session guid
-	BearerToken  string
-	RefreshToken string
-	Amount       string // for display, e.g. "12.40"
-	Currency     string
-	Reference    string
+	ID             string // the provider session guid
+	VCCSessionGUID string // VCC's sessionGuid, shown on the capture page for the control API
+	BearerToken    string
+	RefreshToken   string
+	Amount         string // for display, as the flow was given it, e.g. "12.40"
+	Currency       string
+	Reference      string
 }
 
 // session is a registered Session with its life.
@@ -63,27 +84,46 @@ type session struct {
 	decision  string // set by Complete
 }
 
-// Server is the stub's HTTP handler and the Go API the VCC stub drives.
-type Server struct {
-	clock    bridge.Clock
-	lifetime time.Duration
-	tenantID string
-	log      *slog.Logger
-	mux      *http.ServeMux
-
-	mu       sync.Mutex
-	baseURL  string
-	sessions map[string]*session
+// Stats counts what the stub's pages saw since it started.
+type Stats struct {
+	FramePosts     int `json:"framePosts"`     // form POSTs into a framed URL, refused ones too
+	Refused        int `json:"refused"`        // answers with X-Frame-Options: deny
+	Logins         int `json:"logins"`         // interstitials served (accepted form POSTs)
+	LoginRefreshes int `json:"loginRefreshes"` // successful POST /refreshlogon
+	CapturePages   int `json:"capturePages"`   // capture pages served
+	SignedOut      int `json:"signedOut"`      // visitors without a valid login sent to /
 }
 
-// New returns a Server with opts' defaults filled in.
+// Server is the stub's HTTP handler and the Go API the VCC stub drives.
+type Server struct {
+	clock         bridge.Clock
+	lifetime      time.Duration
+	tenantID      string
+	log           *slog.Logger
+	loginLifetime time.Duration
+	loginRefresh  time.Duration
+	mux           *http.ServeMux
+
+	mu          sync.Mutex
+	baseURL     string
+	sessions    map[string]*session
+	logins      map[string]*login
+	postMessage *PostMessage
+	stats       Stats
+}
+
+// New returns a Server with opts' defaults filled in. An invalid opts.PostMessage panics, since
+// it is a programming error of the caller.
 func New(opts Options) *Server {
 	s := &Server{
-		clock:    opts.Clock,
-		lifetime: opts.Lifetime,
-		tenantID: opts.TenantID,
-		log:      opts.Logger,
-		sessions: map[string]*session{},
+		clock:         opts.Clock,
+		lifetime:      opts.Lifetime,
+		tenantID:      opts.TenantID,
+		log:           opts.Logger,
+		loginLifetime: opts.LoginLifetime,
+		loginRefresh:  opts.LoginRefresh,
+		sessions:      map[string]*session{},
+		logins:        map[string]*login{},
 	}
 	if s.clock == nil {
 		s.clock = bridge.SystemClock{}
@@ -97,11 +137,46 @@ func New(opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if s.loginLifetime <= 0 {
+		s.loginLifetime = DefaultLoginLifetime
+	}
+	if s.loginRefresh <= 0 {
+		s.loginRefresh = DefaultLoginRefresh
+	}
+	if err := s.SetPostMessage(opts.PostMessage); err != nil {
+		panic(err)
+	}
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("POST /session/{tenantId}/view/{sessionId}/framed", s.handleFramed)
+	s.mux.HandleFunc("POST "+framedPattern, s.handleFramed)
 	// A GET cannot carry the tokens, so it never shows a session.
-	s.mux.HandleFunc("GET /session/{tenantId}/view/{sessionId}/framed", s.handleDenyGet)
+	s.mux.HandleFunc("GET "+framedPattern, s.handleDenyGet)
+	s.mux.HandleFunc("GET "+capturePattern, s.handleCapture)
+	s.mux.HandleFunc("POST "+RefreshLogonPath, s.handleRefreshLogon)
+	s.mux.HandleFunc("GET /{$}", s.handleSignIn)
 	return s
+}
+
+// Paths the stub serves besides the framed URLs.
+const (
+	RefreshLogonPath = "/refreshlogon" // POST: extends the browser's login
+	framedPattern    = "/session/{tenantId}/view/{sessionId}/framed"
+	capturePattern   = "/session/{tenantId}/view/{sessionId}/capture"
+)
+
+// Mount routes everything the stub serves (its framed and capture pages under /session/, POST
+// /refreshlogon and the sign-in page at /) on mux to s, for serving it next to other handlers on
+// one address. A catch-all "/" of mux keeps every other path.
+func (s *Server) Mount(mux *http.ServeMux) {
+	mux.Handle("/session/", s)
+	mux.Handle("POST "+RefreshLogonPath, s)
+	mux.Handle("GET /{$}", s)
+}
+
+// Stats returns the counts so far.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
 }
 
 // TenantID returns the tenant the stub's iframe URLs carry.
@@ -137,7 +212,7 @@ func (s *Server) Register(sess Session) (iframeURL string) {
 		}
 	}
 	s.sessions[sess.ID] = &session{Session: sess, expiresAt: now.Add(s.lifetime)}
-	s.log.Info("pcipalstub: session registered", "providerSessionGuid", sess.ID)
+	s.log.Info("pcipalstub: session registered", "providerSessionGuid", sess.ID, "sessionGuid", sess.VCCSessionGUID)
 	return pcipal.FramedURL(s.baseURL, s.tenantID, sess.ID)
 }
 
@@ -156,7 +231,8 @@ func (s *Server) Expire(id string) error {
 	return nil
 }
 
-// Complete records the payment decision of session id, which the capture page then shows.
+// Complete records the payment decision of session id (or any short label of the result), which
+// the capture page then shows.
 func (s *Server) Complete(id, decision string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,13 +270,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// handleFramed shows the capture page to a POST carrying the session's two tokens.
+// handleFramed logs a POST carrying the session's two tokens in and answers the interstitial
+// that goes on to the capture page; anything else is refused.
 func (s *Server) handleFramed(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	tenantID, id := r.PathValue("tenantId"), r.PathValue("sessionId")
 	bearer, refresh := pcipal.TokensFromRequest(r)
 
 	s.mu.Lock()
+	s.stats.FramePosts++
 	sess, found := s.sessions[id]
 	var view session
 	if found {
@@ -223,24 +301,72 @@ func (s *Server) handleFramed(w http.ResponseWriter, r *http.Request) {
 		reason = "session expired"
 	}
 	if reason != "" {
-		s.log.Info("pcipalstub: frame refused", "providerSessionGuid", id, "reason", reason)
-		deny(w)
+		s.refuse(w, id, reason)
+		return
+	}
+
+	l := s.logIn(w, r, id, now)
+	s.log.Info("pcipalstub: logged in", "providerSessionGuid", id, "loginExpiresAt", l.expiresAt)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	page := interstitialPage{SessionID: id, Next: captureURL(r.URL.EscapedPath())}
+	if err := interstitialTemplate.Execute(w, page); err != nil {
+		s.log.Error("pcipalstub: render interstitial", "err", err)
+	}
+}
+
+// handleCapture shows the capture page to a browser whose login covers the session.
+func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request) {
+	tenantID, id := r.PathValue("tenantId"), r.PathValue("sessionId")
+	now := s.clock.Now()
+	if !s.loggedIn(r, id, now) {
+		s.signOut(w, r, id)
+		return
+	}
+	s.mu.Lock()
+	sess, found := s.sessions[id]
+	var view session
+	if found {
+		view = *sess
+	}
+	pm := s.postMessage
+	s.mu.Unlock()
+	switch {
+	case tenantID != s.tenantID:
+		s.refuse(w, id, "unknown tenant")
+		return
+	case !found:
+		s.refuse(w, id, "unknown session")
+		return
+	case !now.Before(view.expiresAt):
+		s.refuse(w, id, "session expired")
 		return
 	}
 
 	page := capturePage{
-		SessionID: view.ID,
-		Amount:    view.Amount,
-		Currency:  view.Currency,
-		Reference: view.Reference,
-		Decision:  view.decision,
-		State:     pcipal.StateCapture,
-		Source:    pcipal.ReadyMessageSource,
-		Type:      pcipal.ReadyMessageType,
+		SessionID:      view.ID,
+		VCCSessionGUID: view.VCCSessionGUID,
+		Amount:         view.Amount,
+		Currency:       view.Currency,
+		Reference:      view.Reference,
+		Decision:       view.decision,
+		State:          pcipal.StateCapture,
+		RefreshMs:      s.loginRefresh.Milliseconds(),
 	}
 	if view.decision != "" {
 		page.State = pcipal.StateDone
 	}
+	if pm != nil {
+		data, err := pm.dataFor(view.ID)
+		if err != nil {
+			s.log.Error("pcipalstub: PostMessage data", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		page.PostMessage = &postMessageView{Data: data, TargetOrigin: pm.TargetOrigin}
+	}
+	s.mu.Lock()
+	s.stats.CapturePages++
+	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := captureTemplate.Execute(w, page); err != nil {
 		s.log.Error("pcipalstub: render capture page", "err", err)
@@ -249,13 +375,22 @@ func (s *Server) handleFramed(w http.ResponseWriter, r *http.Request) {
 
 // handleDenyGet refuses a GET of the framed URL the way PCI Pal refuses an expired session.
 func (s *Server) handleDenyGet(w http.ResponseWriter, r *http.Request) {
-	s.log.Info("pcipalstub: frame refused", "providerSessionGuid", r.PathValue("sessionId"), "reason", "GET without tokens")
-	deny(w)
+	s.refuse(w, r.PathValue("sessionId"), "GET without tokens")
 }
 
-// deny answers so that a browser refuses to show the response in a frame. PCI Pal's status code
-// for this is not documented; only the header is.
-func deny(w http.ResponseWriter) {
+// handleSignIn is GET /: where PCI Pal sends a visitor who is not logged in.
+func (s *Server) handleSignIn(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = io.WriteString(w, signInPage)
+}
+
+// refuse answers so that a browser refuses to show the response in a frame. PCI Pal's status
+// code for this is not documented; only the header is.
+func (s *Server) refuse(w http.ResponseWriter, id, reason string) {
+	s.mu.Lock()
+	s.stats.Refused++
+	s.mu.Unlock()
+	s.log.Info("pcipalstub: frame refused", "providerSessionGuid", id, "reason", reason)
 	w.Header().Set("X-Frame-Options", "deny")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
@@ -266,51 +401,3 @@ func deny(w http.ResponseWriter) {
 func equal(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
-
-const denyPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>PCI Pal</title></head>
-<body><p>` + DenyText + `</p></body></html>
-`
-
-// capturePage is what the capture page shows. It has no field for a token, so none can leak.
-type capturePage struct {
-	SessionID, Amount, Currency, Reference string
-	Decision, State                        string
-	Source, Type                           string
-}
-
-var captureTemplate = template.Must(template.New("capture").Parse(`<!doctype html>
-<html lang="en" data-pcipal-session="{{.SessionID}}" data-pcipal-state="{{.State}}">
-<head>
-<meta charset="utf-8">
-<title>PCI Pal secure capture (stub)</title>
-<style>
- body { font: 15px/1.4 system-ui, sans-serif; margin: 0; padding: 16px; background: #f6f8fa; color: #1f2328; }
- h1 { font-size: 17px; margin: 0 0 12px; }
- .amount { font-size: 22px; font-weight: 600; }
- .field { margin: 10px 0; }
- .field label { display: block; font-size: 12px; color: #59636e; }
- .field output { display: block; padding: 6px 8px; border: 1px solid #d1d9e0; border-radius: 4px; background: #fff; font-family: ui-monospace, monospace; }
- .status { margin-top: 12px; color: #59636e; }
- .decision { margin-top: 12px; font-weight: 600; }
- .session { margin-top: 16px; font-size: 11px; color: #818b98; }
-</style>
-</head>
-<body>
-<h1>PCI Pal secure capture (stub)</h1>
-<div class="amount"><span id="amount">{{.Amount}}</span> <span id="currency">{{.Currency}}</span></div>
-{{if .Reference}}<div>Reference: <span id="reference">{{.Reference}}</span></div>{{end}}
-<div class="field"><label>Card number</label><output id="card-number">•••• •••• •••• ••••</output></div>
-<div class="field"><label>Expiry</label><output id="card-expiry">•• / ••</output></div>
-<div class="field"><label>CVV</label><output id="card-cvv">•••</output></div>
-{{if .Decision}}<div class="decision" id="decision">Payment decision: {{.Decision}}</div>
-{{else}}<div class="status" id="status">waiting for the customer to key on the phone</div>
-{{end}}<div class="session">Session <span id="session-id">{{.SessionID}}</span></div>
-<script>
-window.addEventListener("load", function () {
-  parent.postMessage({source: {{.Source}}, type: {{.Type}}, sessionId: {{.SessionID}}}, "*");
-});
-</script>
-</body>
-</html>
-`))

@@ -43,12 +43,13 @@ func newFixture(t *testing.T, opts pcipalstub.Options) *fixture {
 // sample is a provider session with recognisable tokens.
 func sample(id string) pcipalstub.Session {
 	return pcipalstub.Session{
-		ID:           id,
-		BearerToken:  "bearer-" + id + "-SECRET",
-		RefreshToken: "refresh-" + id + "-SECRET",
-		Amount:       "12.40",
-		Currency:     "GBP",
-		Reference:    "INV-0042",
+		ID:             id,
+		BearerToken:    "bearer-" + id + "-SECRET",
+		RefreshToken:   "refresh-" + id + "-SECRET",
+		VCCSessionGUID: "vcc-" + id,
+		Amount:         "12.40",
+		Currency:       "GBP",
+		Reference:      "INV-0042",
 	}
 }
 
@@ -76,6 +77,24 @@ func postForm(t *testing.T, target string, form url.Values) response {
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return do(t, req)
+}
+
+// open does what the agent's browser does with the form POST req: the POST, the login
+// interstitial's refresh and the navigation to the capture page. It returns the last answer.
+func open(t *testing.T, req *http.Request) response {
+	t.Helper()
+	resp, err := pcipalstub.OpenFrame(nil, req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+// openForm opens the frame with a form POST of form to target.
+func openForm(t *testing.T, target string, form url.Values) response {
+	t.Helper()
+	return open(t, formReq(t, target, form))
 }
 
 func tokensForm(s pcipalstub.Session) url.Values {
@@ -117,23 +136,26 @@ func TestCapturePage(t *testing.T) {
 	iframeURL := f.stub.Register(s)
 	assert.Equal(t, f.srv.URL+"/session/paybridge-sandbox/view/"+s.ID+"/framed", iframeURL)
 
-	r := postForm(t, iframeURL, tokensForm(s))
+	r := openForm(t, iframeURL, tokensForm(s))
 	assertCapturePage(t, r, s)
 	assert.Contains(t, r.body, `data-pcipal-state="capture"`)
 	assert.Contains(t, r.body, "waiting for the customer to key on the phone")
 	for _, field := range []string{`id="card-number"`, `id="card-expiry"`, `id="card-cvv"`} {
 		assert.Contains(t, r.body, field)
 	}
-	// The announcement, exactly as the widget expects it.
-	assert.Contains(t, r.body, `window.addEventListener("load"`)
-	assert.Contains(t, r.body, `parent.postMessage({source: "pcipal-stub", type: "pcipal.ready", sessionId: "`+s.ID+`"}, "*")`)
+	// The VCC session is on the page, for whoever drives the control API.
+	assert.Contains(t, r.body, `data-vcc-session="`+s.VCCSessionGUID+`"`)
+	assert.Contains(t, r.body, `<span id="vcc-session-guid">`+s.VCCSessionGUID+`</span>`)
+	// Like live PCI Pal without a PostMessage flow step, the page tells its parent nothing.
+	assert.NotContains(t, r.body, "postMessage")
+	assert.Contains(t, r.body, `fetch("/refreshlogon"`, "the page keeps its login alive")
 }
 
 func TestCapturePageEscapesSessionDetails(t *testing.T) {
 	f := newFixture(t, pcipalstub.Options{})
 	s := sample(`x"y`)
 	s.Reference = `<script>alert(1)</script>`
-	r := postForm(t, f.stub.Register(s), tokensForm(s))
+	r := openForm(t, f.stub.Register(s), tokensForm(s))
 	require.Equal(t, http.StatusOK, r.status)
 	assert.NotContains(t, r.body, `<script>alert(1)</script>`)
 	assert.Contains(t, r.body, `data-pcipal-session="x&#34;y"`)
@@ -176,7 +198,7 @@ func TestCaptureAcceptsEveryWayOfSendingTheTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assertCapturePage(t, do(t, tt.request(t)), s)
+			assertCapturePage(t, open(t, tt.request(t)), s)
 		})
 	}
 }
@@ -244,7 +266,7 @@ func TestDeny(t *testing.T) {
 		})
 	}
 	// The good session itself is still fine: every refusal above was for its own reason.
-	assertCapturePage(t, postForm(t, goodURL, tokensForm(good)), good)
+	assertCapturePage(t, openForm(t, goodURL, tokensForm(good)), good)
 }
 
 func formReq(t *testing.T, target string, form url.Values) *http.Request {
@@ -278,7 +300,7 @@ func TestLifetime(t *testing.T) {
 
 			f.clock.Advance(tt.want - time.Nanosecond)
 			assert.False(t, f.stub.Expired(s.ID))
-			assertCapturePage(t, postForm(t, iframeURL, tokensForm(s)), s)
+			assertCapturePage(t, openForm(t, iframeURL, tokensForm(s)), s)
 
 			f.clock.Advance(time.Nanosecond)
 			assert.True(t, f.stub.Expired(s.ID))
@@ -322,7 +344,7 @@ func TestCompleteShowsTheDecision(t *testing.T) {
 	iframeURL := f.stub.Register(s)
 	require.NoError(t, f.stub.Complete(s.ID, "REJECT"))
 
-	r := postForm(t, iframeURL, tokensForm(s))
+	r := openForm(t, iframeURL, tokensForm(s))
 	assertCapturePage(t, r, s)
 	assert.Contains(t, r.body, `data-pcipal-state="complete"`)
 	assert.Contains(t, r.body, "Payment decision: REJECT")
@@ -337,7 +359,7 @@ func TestRegisterReplacesAndForgets(t *testing.T) {
 	renewed.BearerToken, renewed.RefreshToken = "new-bearer-SECRET", "new-refresh-SECRET"
 	assert.Equal(t, iframeURL, f.stub.Register(renewed))
 	assertDenied(t, postForm(t, iframeURL, tokensForm(old)), old.BearerToken)
-	assertCapturePage(t, postForm(t, iframeURL, tokensForm(renewed)), renewed)
+	assertCapturePage(t, openForm(t, iframeURL, tokensForm(renewed)), renewed)
 
 	// Long-dead sessions are forgotten when others register.
 	f.clock.Advance(48 * time.Hour)
@@ -371,7 +393,7 @@ func TestLogsHoldNoTokens(t *testing.T) {
 	f := newFixture(t, pcipalstub.Options{})
 	s := sample("66666666-0000-4000-8000-000000000001")
 	iframeURL := f.stub.Register(s)
-	postForm(t, iframeURL, tokensForm(s))
+	openForm(t, iframeURL, tokensForm(s))
 	bad := tokensForm(s)
 	bad.Set(pcipal.FieldBearerToken, "guessed-SECRET-value")
 	postForm(t, iframeURL, bad)

@@ -2,10 +2,13 @@ package vccstub
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/paybridge/paybridge/pcipal/pcipalstub"
 )
 
 // Stats counts what the stub received and sent since it started or was last reset.
@@ -32,10 +35,12 @@ func (s *Server) ResetStats() {
 	s.stats = Stats{}
 }
 
-// completeRequest is the body of POST /_control/sessions/{guid}/complete.
+// completeRequest is the body of POST /_control/sessions/{guid}/complete: a CyberSource decision
+// (and amount), or any gateway's result data verbatim.
 type completeRequest struct {
-	Decision string `json:"decision"`
-	Amount   string `json:"amount"`
+	Decision          string            `json:"decision"`
+	Amount            string            `json:"amount"`
+	PaymentResultData map[string]string `json:"paymentResultData"` // every value a string
 }
 
 // handleComplete is POST /_control/sessions/{sessionGuid}/complete.
@@ -45,12 +50,64 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(bytes.TrimSpace(body)) > 0 {
 		err = decodeStrict(bytes.NewReader(body), &req)
 	}
+	if err == nil && req.PaymentResultData != nil && (req.Decision != "" || req.Amount != "") {
+		err = errors.New("give either paymentResultData or decision and amount, not both")
+	}
 	if err != nil {
 		writeMessage(w, http.StatusBadRequest, "Invalid body: "+err.Error())
 		return
 	}
-	st, err := s.Complete(r.PathValue("sessionGuid"), req.Decision, req.Amount)
+	var st *SessionStatus
+	if req.PaymentResultData != nil {
+		st, err = s.CompleteWithResult(r.PathValue("sessionGuid"), req.PaymentResultData)
+	} else {
+		st, err = s.Complete(r.PathValue("sessionGuid"), req.Decision, req.Amount)
+	}
 	writeControl(w, st, err)
+}
+
+// pcipalControl is the body of GET and PUT /_control/pcipal: the PCI Pal flow's PostMessage
+// step, null when it has none.
+type pcipalControl struct {
+	PostMessage *pcipalstub.PostMessage `json:"postMessage"`
+}
+
+// handleGetPCIPal is GET /_control/pcipal.
+func (s *Server) handleGetPCIPal(w http.ResponseWriter, _ *http.Request) {
+	if s.pcipal == nil {
+		writeMessage(w, http.StatusNotFound, "The stub has no PCI Pal stub.")
+		return
+	}
+	writeJSON(w, http.StatusOK, pcipalControl{PostMessage: s.pcipal.PostMessage()})
+}
+
+// handlePutPCIPal is PUT /_control/pcipal: switch the flow's PostMessage step on (with its data
+// and target origin) or off (null).
+func (s *Server) handlePutPCIPal(w http.ResponseWriter, r *http.Request) {
+	if s.pcipal == nil {
+		writeMessage(w, http.StatusNotFound, "The stub has no PCI Pal stub.")
+		return
+	}
+	var raw map[string]json.RawMessage
+	if err := decodeStrict(http.MaxBytesReader(w, r.Body, 64<<10), &raw); err != nil {
+		writeMessage(w, http.StatusBadRequest, "Invalid body: "+err.Error())
+		return
+	}
+	pm, ok := raw["postMessage"]
+	if !ok || len(raw) != 1 {
+		writeMessage(w, http.StatusBadRequest, `Invalid body: it must be {"postMessage": null | {"data": ..., "targetOrigin": "..."}}`)
+		return
+	}
+	var req pcipalControl
+	if err := decodeStrict(bytes.NewReader(pm), &req.PostMessage); err != nil {
+		writeMessage(w, http.StatusBadRequest, "Invalid postMessage: "+err.Error())
+		return
+	}
+	if err := s.pcipal.SetPostMessage(req.PostMessage); err != nil {
+		writeMessage(w, http.StatusBadRequest, "Invalid postMessage: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, pcipalControl{PostMessage: s.pcipal.PostMessage()})
 }
 
 // handleExpire is POST /_control/sessions/{sessionGuid}/expire.

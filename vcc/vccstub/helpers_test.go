@@ -160,7 +160,7 @@ type created struct {
 // create starts an agent-assist session and returns VCC's answer.
 func (w *world) create(t *testing.T, token string, body map[string]any) created {
 	t.Helper()
-	r := w.call(t, http.MethodPost, "/paymentapi/v1/session", token, body)
+	r := w.call(t, http.MethodPost, "/globalpci/v1/session", token, body)
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	var c created
 	r.decode(t, &c)
@@ -170,7 +170,7 @@ func (w *world) create(t *testing.T, token string, body map[string]any) created 
 // status reads a session through the Payment API.
 func (w *world) status(t *testing.T, token, guid string) (vccstub.SessionStatus, response) {
 	t.Helper()
-	r := w.call(t, http.MethodGet, "/paymentapi/v1/session/"+guid, token, nil)
+	r := w.call(t, http.MethodGet, "/globalpci/v1/session/"+guid, token, nil)
 	var st vccstub.SessionStatus
 	if r.status == http.StatusOK {
 		r.decode(t, &st)
@@ -178,14 +178,20 @@ func (w *world) status(t *testing.T, token, guid string) (vccstub.SessionStatus,
 	return st, r
 }
 
-// frame POSTs the iframe form the way the agent widget does.
+// frame POSTs the iframe form the way the agent widget does and follows PCI Pal's login to the
+// capture page, as the browser does; a refused POST is the answer.
 func (w *world) frame(t *testing.T, c created) response {
 	t.Helper()
 	form := url.Values{pcipal.FieldBearerToken: {c.AgentAccessToken}, pcipal.FieldRefreshToken: {c.AgentRefreshToken}}
 	req, err := http.NewRequest(http.MethodPost, c.IframeURL, strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return do(t, req)
+	resp, err := pcipalstub.OpenFrame(nil, req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
 }
 
 // jsonEq checks that body is exactly want, byte for byte.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -27,6 +28,9 @@ var (
 	ErrInvalidDecision = errors.New("vccstub: decision must be ACCEPT, REJECT or ERROR")
 	// ErrInvalidAmount means an amount override that is not a whole number of minor units.
 	ErrInvalidAmount = errors.New("vccstub: amount must be a whole number of minor units")
+	// ErrNoAmount means a decision without an amount for a session whose paymentData.Amount has
+	// no digits to derive one from.
+	ErrNoAmount = errors.New("vccstub: the session's paymentData has no Amount: give amount, or paymentResultData")
 )
 
 // Reason codes the stub reports for each decision.
@@ -39,24 +43,30 @@ var reasonCodes = map[string]string{
 // SessionStatus is the body of GET /v1/session/{sessionGuid} and of VCC's webhook, in VCC's
 // documented shape and field order.
 type SessionStatus struct {
-	LastUpdatedOn       string         `json:"lastUpdatedOn"`
-	CallGUID            string         `json:"callGuid"`
-	CreatedOn           string         `json:"createdOn"`
-	SessionGUID         string         `json:"sessionGuid"`
-	SessionState        string         `json:"sessionState"`
-	ProviderSessionGUID string         `json:"providerSessionGuid"`
-	PaymentResultData   *PaymentResult `json:"paymentResultData,omitempty"`
+	LastUpdatedOn       string     `json:"lastUpdatedOn"`
+	CallGUID            string     `json:"callGuid"`
+	CreatedOn           string     `json:"createdOn"`
+	SessionGUID         string     `json:"sessionGuid"`
+	SessionState        string     `json:"sessionState"`
+	ProviderSessionGUID string     `json:"providerSessionGuid"`
+	PaymentResultData   ResultData `json:"paymentResultData,omitzero"` // absent until a result is in; {} stays {}
 }
 
-// PaymentResult is VCC's paymentResultData: every value a string, Amount in minor units.
-type PaymentResult struct {
-	Decision        string `json:"decision"`
-	ReasonCode      string `json:"reasonCode"`
-	RequestID       string `json:"requestID"`
-	TransactionType string `json:"transactionType"`
-	Amount          string `json:"Amount"`
-	Currency        string `json:"Currency"`
-}
+// ResultData is VCC's paymentResultData: every value a string, the keys those of the PCI Pal
+// flow's payment gateway. The CyberSource shape of VCC's documented example is decision,
+// reasonCode, requestID, transactionType, Amount (minor units) and Currency; a Chase Orbital flow
+// has ApprovalStatus, RespCode, TxRefNum and no decision.
+type ResultData map[string]string
+
+// CyberSource keys of ResultData, the shape Complete produces.
+const (
+	ResultDecision        = "decision"
+	ResultReasonCode      = "reasonCode"
+	ResultRequestID       = "requestID"
+	ResultTransactionType = "transactionType"
+	ResultAmount          = "Amount"
+	ResultCurrency        = "Currency"
+)
 
 // SessionSummary is one line of the control API's session list.
 type SessionSummary struct {
@@ -82,16 +92,16 @@ type session struct {
 	configID      int
 	agentID       string
 	channel       bridge.Channel
-	amount        string // as requested, a decimal string
-	amountMinor   string
+	amount        string // paymentData.Amount as requested, in the flow's format
+	amountMinor   string // its digits, as VCC reports a result's Amount; "" when it has none
 	currency      string
 	reference     string
 	registered    bool // known to the PCI Pal stub
 	createdOn     time.Time
 	lastUpdatedOn time.Time
 	state         string
-	endedAt       time.Time // when it finished or expired; zero while open
-	result        *PaymentResult
+	endedAt       time.Time  // when it finished or expired; zero while open
+	result        ResultData // nil until the session finished with a result
 }
 
 // open reports whether the session can still take a payment.
@@ -110,8 +120,7 @@ func (ss *session) status() *SessionStatus {
 		ProviderSessionGUID: ss.providerGUID,
 	}
 	if ss.result != nil {
-		r := *ss.result
-		st.PaymentResultData = &r
+		st.PaymentResultData = maps.Clone(ss.result)
 	}
 	return st
 }
@@ -141,11 +150,7 @@ type digitalResponse struct {
 	Link        string `json:"link"`
 }
 
-var (
-	decimalAmount = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
-	currencyCode  = regexp.MustCompile(`^[A-Za-z]{3}$`)
-	minorUnits    = regexp.MustCompile(`^[0-9]+$`)
-)
+var minorUnits = regexp.MustCompile(`^[0-9]+$`)
 
 // The documented VCC error texts (seed 000), verbatim.
 func msgAccountConfiguration(account string, id int) string {
@@ -195,15 +200,14 @@ func (s *Server) handleCreate(channel bridge.Channel) http.HandlerFunc {
 			writeMessage(w, http.StatusBadRequest, "agentId is required")
 			return
 		}
+		// paymentData's keys and formats belong to the PCI Pal flow, and VCC checks them no more
+		// strictly than the flow does ("Amount": "$12.40" is a real flow's), so neither does the
+		// stub: it only needs the object of strings.
+		if req.PaymentData == nil {
+			writeMessage(w, http.StatusBadRequest, "paymentData is required")
+			return
+		}
 		amount, currency := req.PaymentData["Amount"], req.PaymentData["Currency"]
-		if !decimalAmount.MatchString(amount) {
-			writeMessage(w, http.StatusBadRequest, "paymentData.Amount must be a decimal string such as \"12.40\"")
-			return
-		}
-		if !currencyCode.MatchString(currency) {
-			writeMessage(w, http.StatusBadRequest, "paymentData.Currency must be a 3-letter currency code")
-			return
-		}
 		configID := 0
 		if len(acct.ConfigurationIDs) > 0 {
 			configID = acct.ConfigurationIDs[0]
@@ -243,7 +247,7 @@ func (s *Server) handleCreate(channel bridge.Channel) http.HandlerFunc {
 			channel:       channel,
 			amount:        amount,
 			amountMinor:   toMinorUnits(amount),
-			currency:      strings.ToUpper(currency),
+			currency:      strings.ToUpper(strings.TrimSpace(currency)),
 			reference:     req.PaymentData["MerchantReferenceCode"],
 			createdOn:     now,
 			lastUpdatedOn: now,
@@ -253,7 +257,7 @@ func (s *Server) handleCreate(channel bridge.Channel) http.HandlerFunc {
 		var iframeURL string
 		if s.pcipal != nil {
 			iframeURL = s.pcipal.Register(pcipalstub.Session{
-				ID: ss.providerGUID, BearerToken: bearer, RefreshToken: refresh,
+				ID: ss.providerGUID, VCCSessionGUID: ss.guid, BearerToken: bearer, RefreshToken: refresh,
 				Amount: amount, Currency: ss.currency, Reference: ss.reference,
 			})
 			ss.registered = true
@@ -296,11 +300,20 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v)
 }
 
-// toMinorUnits turns VCC's decimal amount into the minor units its results report, by dropping
-// the decimal point: "12.40" → "1240", "1.240" → "1240".
+// toMinorUnits turns the flow's amount into the minor units VCC's results report by keeping its
+// digits: "12.40" → "1240", "1.240" → "1240", "$12.40" → "1240". An amount without digits has
+// none: "".
 func toMinorUnits(amount string) string {
-	digits := strings.TrimLeft(strings.Replace(amount, ".", "", 1), "0")
+	digits := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, amount)
 	if digits == "" {
+		return ""
+	}
+	if digits = strings.TrimLeft(digits, "0"); digits == "" {
 		return "0"
 	}
 	return digits
@@ -391,9 +404,10 @@ func (s *Server) openLocked(guid string, now time.Time) (*session, error) {
 	return ss, nil
 }
 
-// Complete plays the customer finishing the payment: session guid becomes Finished with decision
-// (ACCEPT, REJECT or ERROR; "" means ACCEPT) for amountOverride minor units ("" means the
-// session's amount). The PCI Pal page shows the decision and the webhook goes out.
+// Complete plays the customer finishing the payment through a CyberSource flow: session guid
+// becomes Finished with decision (ACCEPT, REJECT or ERROR; "" means ACCEPT) for amountOverride
+// minor units ("" means the session's amount), in the shape of VCC's documented example. The
+// PCI Pal page shows the decision and the webhook goes out.
 func (s *Server) Complete(guid, decision, amountOverride string) (*SessionStatus, error) {
 	if decision == "" {
 		decision = bridge.DecisionAccept
@@ -416,15 +430,38 @@ func (s *Server) Complete(guid, decision, amountOverride string) (*SessionStatus
 	if amountOverride != "" {
 		amount = amountOverride
 	}
-	ss.result = &PaymentResult{
-		Decision:        decision,
-		ReasonCode:      reason,
-		RequestID:       randomDigits(22),
-		TransactionType: "Capture",
-		Amount:          amount,
-		Currency:        ss.currency,
+	if amount == "" {
+		return nil, ErrNoAmount
+	}
+	ss.result = ResultData{
+		ResultDecision:        decision,
+		ResultReasonCode:      reason,
+		ResultRequestID:       randomDigits(22),
+		ResultTransactionType: "Capture",
+		ResultAmount:          amount,
+		ResultCurrency:        ss.currency,
 	}
 	return s.concludeLocked(ss, bridge.StateFinished, now, func(id string) error { return s.pcipal.Complete(id, decision) }), nil
+}
+
+// CompleteWithResult plays the customer finishing the payment through any gateway: session guid
+// becomes Finished with exactly data as its paymentResultData (an empty map makes a Finished
+// session whose result data is {}). The PCI Pal page shows the result's decision, if it has one,
+// and the webhook goes out.
+func (s *Server) CompleteWithResult(guid string, data map[string]string) (*SessionStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	ss, err := s.openLocked(guid, now)
+	if err != nil {
+		return nil, err
+	}
+	ss.result = maps.Clone(data)
+	if ss.result == nil {
+		ss.result = ResultData{}
+	}
+	label := cmp.Or(data[ResultDecision], "result received")
+	return s.concludeLocked(ss, bridge.StateFinished, now, func(id string) error { return s.pcipal.Complete(id, label) }), nil
 }
 
 // Expire plays the provider session ending without a payment: session guid becomes Expired, its
@@ -490,9 +527,7 @@ func (s *Server) Sessions() []SessionSummary {
 			Channel: ss.channel, AccountConfigurationID: ss.configID, State: ss.state, Amount: ss.amountMinor, Currency: ss.currency,
 			CreatedOn: ss.createdOn.UTC(),
 		}
-		if ss.result != nil {
-			sum.Decision = ss.result.Decision
-		}
+		sum.Decision = ss.result[ResultDecision]
 		out = append(out, sum)
 	}
 	return out

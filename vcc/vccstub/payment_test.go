@@ -106,14 +106,21 @@ func TestCreateValidation(t *testing.T) {
 		{"no configuration: the account's first", createBody("12.40", "GBP"), 200, "", 1},
 		{"null configuration: the account's first", with(func(b map[string]any) { b["accountConfigurationId"] = nil }), 200, "", 1},
 		{"second configuration", with(func(b map[string]any) { b["accountConfigurationId"] = 2 }), 200, "", 2},
-		{"no Amount", with(paymentData("Amount", "")), 400, "", 0},
-		{"Amount with a comma", with(paymentData("Amount", "12,40")), 400, "", 0},
-		{"negative Amount", with(paymentData("Amount", "-1.00")), 400, "", 0},
-		{"Amount with two points", with(paymentData("Amount", "1.2.3")), 400, "", 0},
-		{"no Currency", with(paymentData("Currency", "")), 400, "", 0},
-		{"Currency of 2 letters", with(paymentData("Currency", "GB")), 400, "", 0},
-		{"Currency with a digit", with(paymentData("Currency", "GB1")), 400, "", 0},
-		{"no paymentData", with(func(b map[string]any) { delete(b, "paymentData") }), 400, "", 0},
+		// paymentData's keys and formats are the flow's: VCC checks them no more strictly than
+		// the flow, so neither does the stub.
+		{"no Amount", with(paymentData("Amount", "")), 200, "", 1},
+		{"Amount with a currency sign", with(paymentData("Amount", "$12.40")), 200, "", 1},
+		{"Amount with a comma", with(paymentData("Amount", "12,40")), 200, "", 1},
+		{"negative Amount", with(paymentData("Amount", "-1.00")), 200, "", 1},
+		{"Amount with two points", with(paymentData("Amount", "1.2.3")), 200, "", 1},
+		{"no Currency", with(paymentData("Currency", "")), 200, "", 1},
+		{"Currency of 2 letters", with(paymentData("Currency", "GB")), 200, "", 1},
+		{"Currency with a digit", with(paymentData("Currency", "GB1")), 200, "", 1},
+		{"flow-specific keys only", with(func(b map[string]any) {
+			b["paymentData"] = map[string]string{"PaymentAmount": "12.40", "AVSZip": "90210", "Anything": ""}
+		}), 200, "", 1},
+		{"empty paymentData", with(func(b map[string]any) { b["paymentData"] = map[string]string{} }), 200, "", 1},
+		{"no paymentData", with(func(b map[string]any) { delete(b, "paymentData") }), 400, `{"message":"paymentData is required"}`, 0},
 		{"paymentData value not a string", `{"agentId":"a","paymentData":{"Amount":12.4,"Currency":"GBP"}}`, 400, "", 0},
 		{"not JSON", `agentId=a`, 400, "", 0},
 	}
@@ -179,7 +186,7 @@ func TestDigitalSession(t *testing.T) {
 
 	done, err := w.stub.Complete(guid, "ACCEPT", "")
 	require.NoError(t, err)
-	assert.Equal(t, "3000", done.PaymentResultData.Amount)
+	assert.Equal(t, "3000", done.PaymentResultData["Amount"])
 
 	// Digital creates are validated the same way.
 	bad := w.call(t, http.MethodPost, "/paymentapi/v1/digitalsession", tok, map[string]any{"paymentData": map[string]string{"Amount": "1.00", "Currency": "GBP"}})
@@ -266,8 +273,8 @@ func TestAmountInMinorUnits(t *testing.T) {
 			c := w.create(t, tok, createBody(tt.amount, tt.currency))
 			st, err := w.stub.Complete(c.SessionGUID, "", "")
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, st.PaymentResultData.Amount)
-			assert.Equal(t, strings.ToUpper(tt.currency), st.PaymentResultData.Currency)
+			assert.Equal(t, tt.want, st.PaymentResultData["Amount"])
+			assert.Equal(t, strings.ToUpper(tt.currency), st.PaymentResultData["Currency"])
 		})
 	}
 }
@@ -299,10 +306,11 @@ func TestSessionLifecycle(t *testing.T) {
 				assert.Equal(t, sr.body, r.body, "the control call answers the status")
 				assert.Equal(t, "Finished", st.SessionState)
 				require.NotNil(t, st.PaymentResultData)
-				assert.Equal(t, vccstub.PaymentResult{
-					Decision: tt.decision, ReasonCode: tt.reason, RequestID: st.PaymentResultData.RequestID,
-					TransactionType: "Capture", Amount: tt.amount, Currency: "GBP",
-				}, *st.PaymentResultData)
+				assert.Equal(t, vccstub.ResultData{
+					"decision": tt.decision, "reasonCode": tt.reason, "requestID": st.PaymentResultData["requestID"],
+					"transactionType": "Capture", "Amount": tt.amount, "Currency": "GBP",
+				}, st.PaymentResultData)
+				assert.Regexp(t, `^[0-9]{22}$`, st.PaymentResultData["requestID"])
 				assert.Equal(t, fromControl, st)
 			})
 		}
@@ -548,7 +556,7 @@ func TestURLsAndDefaults(t *testing.T) {
 	s.SetBaseURL("http://127.0.0.1:9000/")
 	assert.Equal(t, "http://127.0.0.1:9000", s.BaseURL())
 	assert.Equal(t, "http://127.0.0.1:9000/Auth/connect/token", s.TokenURL())
-	assert.Equal(t, "http://127.0.0.1:9000/paymentapi", s.PaymentAPIURL())
+	assert.Equal(t, "http://127.0.0.1:9000/globalpci", s.PaymentAPIURL(), "the live base path")
 	assert.Equal(t, vccstub.Account{Name: "sandbox", ClientID: "paybridge-sandbox", ClientSecret: "sandbox-secret", ConfigurationIDs: []int{1, 2}}, vccstub.DefaultAccount())
 }
 
@@ -574,7 +582,7 @@ func TestWithoutPCIPalOnlyDigitalSessionsStart(t *testing.T) {
 	assert.Equal(t, "Created", st.SessionState)
 	done, err := stub.Complete(d.SessionGUID, "ERROR", "")
 	require.NoError(t, err)
-	assert.Equal(t, "150", done.PaymentResultData.ReasonCode)
+	assert.Equal(t, "150", done.PaymentResultData["reasonCode"])
 }
 
 func TestZeroAmount(t *testing.T) {
@@ -582,5 +590,5 @@ func TestZeroAmount(t *testing.T) {
 	c := w.create(t, w.token(t), createBody("0.00", "GBP"))
 	st, err := w.stub.Complete(c.SessionGUID, "", "")
 	require.NoError(t, err)
-	assert.Equal(t, "0", st.PaymentResultData.Amount)
+	assert.Equal(t, "0", st.PaymentResultData["Amount"])
 }

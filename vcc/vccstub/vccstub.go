@@ -1,22 +1,27 @@
 // Package vccstub is an in-process stand-in for Vonage Contact Center's auth endpoint and Payment
 // API, faithful to shared/UPSTREAM.md: OAuth2 client credentials, agent-assist and digital
 // session creation with the documented error texts, session status with VCC's 15-minute result
-// retention, and the webhook VCC posts when a session finishes or ends.
+// retention, and the webhook VCC posts when a session finishes or ends (authenticated with OAuth
+// client credentials, as Vonage configures it, or paybridge's HMAC signature as an option).
 //
 // A control API (and the same as Go methods) lets tests and the demo play the customer, inject
-// faults and read request counts. Agent-assist sessions are registered with a pcipalstub.Server,
-// whose iframe URLs the stub hands out. Paths, relative to the stub's base URL:
+// faults, switch the PCI Pal flow's PostMessage step and read request counts. Agent-assist
+// sessions are registered with a pcipalstub.Server, whose iframe URLs the stub hands out. Paths,
+// relative to the stub's base URL (the Payment API also answers under /paymentapi, the base path
+// paybridge used to derive):
 //
 //	POST /Auth/connect/token                          OAuth2 client credentials, scope globalpci
-//	POST /paymentapi/v1/session                       agent-assist session
-//	POST /paymentapi/v1/digitalsession                digital session (link to /pay/{guid})
-//	GET  /paymentapi/v1/session/{sessionGuid}         status
+//	POST /globalpci/v1/session                        agent-assist session
+//	POST /globalpci/v1/digitalsession                 digital session (link to /pay/{guid})
+//	GET  /globalpci/v1/session/{sessionGuid}          status
 //	GET  /pay/{sessionGuid}                           the digital session's customer page
 //	GET, PUT, DELETE /_control/faults                 fault injection (Faults)
 //	GET  /_control/sessions                           sessions, newest first (SessionSummary)
 //	POST /_control/sessions/{sessionGuid}/complete    {"decision": "ACCEPT"|"REJECT"|"ERROR", "amount": "<minor units>"}
+//	                                                  or {"paymentResultData": {"<key>": "<string>", ...}}, verbatim
 //	POST /_control/sessions/{sessionGuid}/expire      the provider session ends without a payment
 //	POST /_control/sessions/{sessionGuid}/keying      the customer starts keying (InProgress)
+//	GET, PUT /_control/pcipal                         {"postMessage": null | {"data": ..., "targetOrigin": "..."}}
 //	POST /_control/tokens/revoke                      every issued access token stops working
 //	GET  /_control/stats, POST /_control/stats/reset  request counts (Stats)
 //
@@ -53,8 +58,13 @@ const (
 
 // Paths of the stubbed VCC endpoints, relative to the base URL.
 const (
-	TokenPath      = "/Auth/connect/token"
-	PaymentAPIPath = "/paymentapi"
+	TokenPath = "/Auth/connect/token"
+	// PaymentAPIPath is the Payment API's base path on the live API hosts
+	// (https://{region}.api.newvoicemedia.com/globalpci).
+	PaymentAPIPath = "/globalpci"
+	// LegacyPaymentAPIPath is an alias of PaymentAPIPath, the base path paybridge's configuration
+	// used to derive, so configurations that still name it keep working against the stub.
+	LegacyPaymentAPIPath = "/paymentapi"
 )
 
 // Account is one VCC account the stub knows: its API credentials and the account configuration
@@ -153,9 +163,11 @@ func New(opts Options) *Server {
 
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST "+TokenPath, s.handleToken)
-	s.mux.HandleFunc("POST "+PaymentAPIPath+"/v1/session", s.handleCreate(bridge.ChannelAgentAssist))
-	s.mux.HandleFunc("POST "+PaymentAPIPath+"/v1/digitalsession", s.handleCreate(bridge.ChannelDigital))
-	s.mux.HandleFunc("GET "+PaymentAPIPath+"/v1/session/{sessionGuid}", s.handleStatus)
+	for _, base := range []string{PaymentAPIPath, LegacyPaymentAPIPath} {
+		s.mux.HandleFunc("POST "+base+"/v1/session", s.handleCreate(bridge.ChannelAgentAssist))
+		s.mux.HandleFunc("POST "+base+"/v1/digitalsession", s.handleCreate(bridge.ChannelDigital))
+		s.mux.HandleFunc("GET "+base+"/v1/session/{sessionGuid}", s.handleStatus)
+	}
 	s.mux.HandleFunc("GET /pay/{sessionGuid}", s.handleCustomerPage)
 
 	s.mux.HandleFunc("GET /_control/faults", s.handleGetFaults)
@@ -165,6 +177,8 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("POST /_control/sessions/{sessionGuid}/complete", s.handleComplete)
 	s.mux.HandleFunc("POST /_control/sessions/{sessionGuid}/expire", s.handleExpire)
 	s.mux.HandleFunc("POST /_control/sessions/{sessionGuid}/keying", s.handleKeying)
+	s.mux.HandleFunc("GET /_control/pcipal", s.handleGetPCIPal)
+	s.mux.HandleFunc("PUT /_control/pcipal", s.handlePutPCIPal)
 	s.mux.HandleFunc("POST /_control/tokens/revoke", s.handleRevokeTokens)
 	s.mux.HandleFunc("GET /_control/stats", s.handleStats)
 	s.mux.HandleFunc("POST /_control/stats/reset", s.handleResetStats)
@@ -194,7 +208,8 @@ func (s *Server) BaseURL() string {
 // TokenURL returns the stub's OAuth2 token endpoint: BaseURL plus TokenPath.
 func (s *Server) TokenURL() string { return s.BaseURL() + TokenPath }
 
-// PaymentAPIURL returns the base of the stub's Payment API: BaseURL plus PaymentAPIPath.
+// PaymentAPIURL returns the base of the stub's Payment API: BaseURL plus PaymentAPIPath (the live
+// /globalpci).
 func (s *Server) PaymentAPIURL() string { return s.BaseURL() + PaymentAPIPath }
 
 // Close stops background work (webhook deliveries and their retries), releases requests held by

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -25,18 +26,25 @@ const (
 	webhookPostTimeout       = 10 * time.Second
 )
 
+// DefaultWebhookTokenPath is where the stub asks for the webhook's bearer token when a
+// WebhookTarget has client credentials and no TokenURL: paybridge's own token endpoint, on the
+// webhook URL's host.
+const DefaultWebhookTokenPath = "/oauth/token"
+
 // WebhookTarget is where and how the stub posts session outcomes, the way VCC posts to the webhook
-// URL of an account configuration. Authentication is configured the ways Vonage can set it up:
-// with TokenURL, the stub first gets a bearer token by the OAuth2 client credentials grant
-// (client id and secret in the form) and sends it as Authorization: Bearer; with SigningSecret,
-// it signs the body in the X-VonPay-Signature header. With neither, it sends no credentials; with
-// both, it does both.
+// URL of an account configuration. Authentication is what VCC documents, which Vonage sets up per
+// account configuration: an authentication URI and OAuth2 client credentials. With ClientID, the
+// stub first gets a bearer token by the client credentials grant (client id and secret in the
+// form) from TokenURL (default: DefaultWebhookTokenPath on URL's host), caches it for its
+// expires_in, and sends it as Authorization: Bearer. SigningSecret is paybridge's own option, not
+// VCC behaviour: the stub then signs the body in the X-VonPay-Signature header. With neither, it
+// sends no credentials (a webhook configured without authentication); with both, it does both.
 type WebhookTarget struct {
 	URL           string
-	TokenURL      string
+	TokenURL      string // "" with ClientID set: URL's scheme and host + DefaultWebhookTokenPath
 	ClientID      string
 	ClientSecret  string       // secret
-	SigningSecret string       // secret
+	SigningSecret string       // secret; paybridge's HMAC option
 	HTTPClient    *http.Client // nil: a client with a 10 s timeout
 	// A post the receiver does not answer with 2xx is tried again every RetryEvery until RetryFor
 	// has passed (defaults: every 3 minutes for 12 hours, as VCC does); tests shorten both.
@@ -70,6 +78,12 @@ func (s *Server) newWebhookSender(t WebhookTarget) *webhookSender {
 	if ws.client == nil {
 		ws.client = &http.Client{Timeout: webhookPostTimeout}
 	}
+	if t.TokenURL == "" && t.ClientID != "" {
+		if u, err := url.Parse(t.URL); err == nil {
+			t.TokenURL = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: DefaultWebhookTokenPath}).String()
+		}
+	}
+	ws.target = t
 	if t.TokenURL != "" {
 		cfg := &clientcredentials.Config{
 			ClientID:     t.ClientID,

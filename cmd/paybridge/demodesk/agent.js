@@ -127,12 +127,14 @@
       if (!active) return;
       const action = button.dataset.demoAction;
       for (const b of driveButtons) b.disabled = true;
+      // Wait for the effect before asking: with VCC's webhook it can arrive before the answer.
+      waiting = action;
+      setDriveStatus(driveText[action], "waiting");
       try {
         await postJSON("/demo/api/sessions/" + encodeURIComponent(active.id) + "/" + action, {});
-        waiting = action;
-        setDriveStatus(driveText[action], "waiting");
         desk.dataset.lastAction = action;
       } catch (err) {
+        waiting = "";
         setDriveStatus("That did not work: " + err.message, "error");
       } finally {
         for (const b of driveButtons) b.disabled = !active;
