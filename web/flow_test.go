@@ -43,6 +43,7 @@ func TestFullFlow(t *testing.T) {
 	assert.Contains(t, body(t, page), `data-pcipal-state="capture"`)
 
 	// The provider session expires: the same POST is now refused with X-Frame-Options: deny.
+	h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 	h.control("POST", "/_control/sessions/"+created.VCC.SessionGUID+"/expire", nil)
 	refused := postForm(t, first)
 	assert.Equal(t, "deny", strings.ToLower(refused.Header.Get("X-Frame-Options")))
@@ -309,9 +310,11 @@ func TestRestartsExhausted(t *testing.T) {
 	agent, _ := h.connect("agent-1")
 	s := h.createSession("agent-1", nil)
 	agent.handoff()
+	h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 	agent.send(map[string]any{"type": "frame.refused", "sessionId": s.ID, "attempt": 1})
 	agent.next("session.restarting")
 	assert.Equal(t, 2, agent.handoff().Attempt)
+	h.clock.Advance(bridge.DefaultBrowserRestartEvery)
 	agent.send(map[string]any{"type": "frame.refused", "sessionId": s.ID, "attempt": 2})
 	var failed bridge.SessionEventData
 	require.NoError(t, json.Unmarshal(agent.next("session.failed").Data, &failed))

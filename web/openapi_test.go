@@ -658,6 +658,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		sock.next("error")
 		sock.next("error")
 		h.control("DELETE", "/_control/faults", nil)
+		h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 		sock.send(map[string]any{"type": "frame.loaded", "sessionId": open.ID, "attempt": 1})
 		sock.send(map[string]any{"type": "frame.refused", "data": map[string]any{"sessionId": open.ID, "attempt": 1}})
 		sock.next("session.restarting")
