@@ -153,3 +153,50 @@ func TestBrowserRestartsAreRationed(t *testing.T) {
 	_, err := w.svc.RestartFromAgent(w.ctx, agent1, s.ID)
 	assert.Equal(t, bridge.CodeRateLimitExceeded, bridge.ErrorCode(err))
 }
+
+// TestReconcile: the report lists exactly the attempts whose VCC result disagrees with their
+// session, and nothing once the lifecycle has caught up.
+func TestReconcile(t *testing.T) {
+	sc := bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}
+	kinds := func(w *world) []string {
+		t.Helper()
+		found, err := w.svc.Reconcile(w.ctx, start)
+		require.NoError(t, err)
+		var out []string
+		for _, d := range found {
+			out = append(out, d.Kind)
+		}
+		return out
+	}
+	w := newWorld(t)
+	paid := w.create(0)
+	w.complete(paid.Current().SessionGUID, bridge.DecisionAccept)
+	declined := w.create(0)
+	w.complete(declined.Current().SessionGUID, bridge.DecisionReject)
+	w.clock.Advance(3 * time.Second)
+	w.svc.Sweep(w.ctx)
+	require.Equal(t, bridge.StatusSucceeded, w.get(paid.ID).Status)
+	require.Equal(t, bridge.StatusFailed, w.get(declined.ID).Status)
+	assert.Empty(t, kinds(w), "the record agrees with VCC")
+
+	late := w.create(0)
+	_, err := w.svc.CancelSession(w.ctx, sc, late.ID)
+	require.NoError(t, err)
+	w.complete(late.Current().SessionGUID, bridge.DecisionAccept)
+	assert.Equal(t, []string{bridge.DiscrepancyPaidNotRecorded}, kinds(w), "paid at VCC, cancelled here")
+	w.clock.Advance(11 * time.Second)
+	w.svc.Sweep(w.ctx)
+	assert.Empty(t, kinds(w), "the late payment is recorded")
+
+	twice := w.create(0)
+	first := twice.Current().SessionGUID
+	w.clock.Advance(bridge.DefaultBrowserRestartEvery)
+	_, err = w.svc.RestartSession(w.ctx, sc, twice.ID)
+	require.NoError(t, err)
+	w.complete(w.get(twice.ID).Current().SessionGUID, bridge.DecisionAccept)
+	w.clock.Advance(3 * time.Second)
+	w.svc.Sweep(w.ctx)
+	require.Equal(t, bridge.StatusSucceeded, w.get(twice.ID).Status)
+	w.complete(first, bridge.DecisionAccept)
+	assert.Equal(t, []string{bridge.DiscrepancyPaidTwice}, kinds(w), "the customer paid on both pages")
+}
