@@ -46,6 +46,9 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 			in.Metadata[k] = v
 		}
 	}
+	if err := notACredential("agentId", req.AgentID); err != nil {
+		return nil, err
+	}
 	if c.agent != nil {
 		if req.AgentID != "" && req.AgentID != c.agent.AgentID {
 			return nil, bridge.Errorf(bridge.CodeValidationError, "agentId %q does not match the agent token's agent.", capText(req.AgentID, capInputText)).
@@ -79,6 +82,16 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 		in.ExpiresIn = time.Duration(*req.ExpiresIn) * time.Second
 	}
 	return in, nil
+}
+
+// notACredential refuses an identifier that is shaped like a paybridge key or token: an agent
+// token pasted as agentId would otherwise be stored, logged and shown in every session view.
+func notACredential(field, value string) error {
+	if Redact(value) == value {
+		return nil
+	}
+	return bridge.Errorf(bridge.CodeValidationError, "%s looks like a paybridge key or token, not an identifier.", field).WithParam(field).
+		WithFix("Send your own identifier for the agent (such as its login); if you sent a key or token, roll it: it left your backend.")
 }
 
 // dryRunResponse answers ?dry_run=true.
@@ -241,6 +254,9 @@ func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error 
 	}
 	var req agentTokenRequest
 	if err := s.jsonBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := notACredential("agentId", req.AgentID); err != nil {
 		return err
 	}
 	token, exp, err := s.keys.IssueAgentToken(p, req.AgentID, time.Duration(req.TTLSeconds)*time.Second)
