@@ -122,11 +122,11 @@ func NewServer(opts Options) (*Server, error) {
 		trustedProxies: slices.Clone(opts.TrustedProxies),
 		closing:        make(chan struct{}),
 	}
-	cap := opts.MaxUnauthenticatedPerIP
-	if cap <= 0 {
-		cap = defaultUnauthenticatedCap
+	perIPSlots := opts.MaxUnauthenticatedPerIP
+	if perIPSlots <= 0 {
+		perIPSlots = defaultUnauthenticatedCap
 	}
-	s.unauthenticated = newSlots(cap)
+	s.unauthenticated = newSlots(perIPSlots)
 	if s.clock == nil {
 		s.clock = bridge.SystemClock{}
 	}
