@@ -709,3 +709,54 @@ func TestCredentialsBeforeBody(t *testing.T) {
 		})
 	}
 }
+
+// countingKeys is the harness's store counting key lookups by hash: one per authentication.
+type countingKeys struct {
+	bridge.Store
+	lookups atomic.Int64
+}
+
+func (s *countingKeys) APIKeyByHash(ctx context.Context, hash string) (*bridge.APIKey, error) {
+	s.lookups.Add(1)
+	return s.Store.APIKeyByHash(ctx, hash)
+}
+
+// TestAuthenticatedOncePerRequest (issue 7 item 4): the key of a request is checked once, however
+// many layers (the idempotency layer, the handler) need the caller.
+func TestAuthenticatedOncePerRequest(t *testing.T) {
+	h := newHarness(t)
+	counted := &countingKeys{Store: h.store}
+	keys := bridge.NewKeyService(bridge.KeyServiceOptions{Store: counted, Merchants: bridge.StaticMerchants{h.merchant},
+		Keyring: mustKeyring(t), Clock: h.clock})
+	base := h.extraServer(func(o *web.Options) { o.Keys = keys })
+	token := h.agentToken("agent-1")
+	body := map[string]any{"amount": 1240, "currency": "GBP"}
+	for _, tt := range []struct {
+		name    string
+		method  string
+		path    string
+		key     string
+		body    any
+		headers []string
+		status  int
+	}{
+		{"secret key, idempotent create", "POST", "/v1/sessions", h.secretKey, map[string]any{"agentId": "agent-1", "amount": 1240, "currency": "GBP"},
+			[]string{"Idempotency-Key", "once-1"}, http.StatusCreated},
+		{"its replay", "POST", "/v1/sessions", h.secretKey, map[string]any{"agentId": "agent-1", "amount": 1240, "currency": "GBP"},
+			[]string{"Idempotency-Key", "once-1"}, http.StatusCreated},
+		{"browser, idempotent create", "POST", "/v1/sessions", h.publishableKey, body,
+			[]string{"Idempotency-Key", "once-2", "Origin", testOrigin, "X-Agent-Token", token}, http.StatusCreated},
+		{"idempotent agent token", "POST", "/v1/agent_tokens", h.secretKey, map[string]any{"agentId": "agent-2"},
+			[]string{"Idempotency-Key", "once-3"}, http.StatusCreated},
+		{"a read", "GET", "/v1/sessions", h.secretKey, nil, nil, http.StatusOK},
+		{"refused: publishable key on a secret endpoint", "POST", "/v1/agent_tokens", h.publishableKey, map[string]any{"agentId": "agent-2"},
+			[]string{"Idempotency-Key", "once-4"}, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := counted.lookups.Load()
+			r := doAt(t, base, tt.method, tt.path, tt.key, tt.body, tt.headers...)
+			require.Equal(t, tt.status, r.Status, "%s", r.Body)
+			assert.Equal(t, int64(1), counted.lookups.Load()-before, "key lookups")
+		})
+	}
+}
