@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,21 +23,24 @@ import (
 
 // Config is paybridge's whole configuration. The comment on each field gives its default.
 type Config struct {
-	Listen        string      `yaml:"listen"`        // default 127.0.0.1:8080
-	PublicBaseURL string      `yaml:"publicBaseUrl"` // default http://<listen>
-	DocsBaseURL   string      `yaml:"docsBaseUrl"`   // default <publicBaseUrl>/docs/error-codes
-	DataDir       string      `yaml:"dataDir"`       // default ./data
-	MasterKey     string      `yaml:"masterKey"`     // secret; base64 of >= 32 bytes; empty: kept in <dataDir>/master.key
-	Log           Log         `yaml:"log"`
-	Provider      Provider    `yaml:"provider"`
-	Sessions      Sessions    `yaml:"sessions"`
-	AgentTokens   AgentTokens `yaml:"agentTokens"`
-	Keys          Keys        `yaml:"keys"`
-	RateLimits    RateLimits  `yaml:"rateLimits"`
-	Idempotency   Idempotency `yaml:"idempotency"`
-	Webhooks      Webhooks    `yaml:"webhooks"`
-	VCC           VCCClient   `yaml:"vcc"`
-	Merchants     []Merchant  `yaml:"merchants"`
+	Listen         string      `yaml:"listen"`         // default 127.0.0.1:8080
+	PublicBaseURL  string      `yaml:"publicBaseUrl"`  // default http(s)://<listen>
+	DocsBaseURL    string      `yaml:"docsBaseUrl"`    // default <publicBaseUrl>/docs/error-codes
+	DataDir        string      `yaml:"dataDir"`        // default ./data
+	MasterKey      string      `yaml:"masterKey"`      // secret; base64 of >= 32 bytes; empty: kept in <dataDir>/master.key
+	TLS            TLS         `yaml:"tls"`            // default none: plain HTTP (behind a TLS proxy)
+	TrustedProxies []string    `yaml:"trustedProxies"` // CIDRs or addresses whose forwarding headers are believed; default none
+	HTTP           HTTP        `yaml:"http"`
+	Log            Log         `yaml:"log"`
+	Provider       Provider    `yaml:"provider"`
+	Sessions       Sessions    `yaml:"sessions"`
+	AgentTokens    AgentTokens `yaml:"agentTokens"`
+	Keys           Keys        `yaml:"keys"`
+	RateLimits     RateLimits  `yaml:"rateLimits"`
+	Idempotency    Idempotency `yaml:"idempotency"`
+	Webhooks       Webhooks    `yaml:"webhooks"`
+	VCC            VCCClient   `yaml:"vcc"`
+	Merchants      []Merchant  `yaml:"merchants"`
 }
 
 // Log says how paybridge logs.
@@ -56,6 +60,50 @@ func (l Log) SlogLevel() slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// HTTP tunes the HTTP edge against slow and unknown clients.
+type HTTP struct {
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"` // default 10s: a request's headers must arrive by then
+	BodyTimeout       time.Duration `yaml:"bodyTimeout"`       // default 30s: its body must arrive by then
+	IdleTimeout       time.Duration `yaml:"idleTimeout"`       // default 2m: idle keep-alive connections close
+	// MaxUnauthenticatedPerIP caps the requests per client IP in progress without credentials
+	// (not yet authenticated, or to a public endpoint); default 32, 1..10000.
+	MaxUnauthenticatedPerIP int `yaml:"maxUnauthenticatedPerIP"`
+}
+
+// TLS makes paybridge serve HTTPS itself. Both files or neither; the certificate is reloaded
+// when the files change.
+type TLS struct {
+	CertFile string `yaml:"certFile"` // PEM certificate chain, leaf first
+	KeyFile  string `yaml:"keyFile"`  // PEM private key
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// TrustedProxyPrefixes returns TrustedProxies parsed; entries that do not parse (Validate
+// reports them) are left out.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if p, ok := parseProxy(s); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseProxy reads a CIDR (10.0.0.0/8) or a single address (10.0.0.1, a /32 or /128).
+func parseProxy(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
 }
 
 // Provider tunes how paybridge drives provider (PCI Pal) sessions through VCC.
@@ -174,6 +222,12 @@ func base() *Config {
 		Listen:  DefaultListen,
 		DataDir: "./data",
 		Log:     Log{Level: "info", Format: "json"},
+		HTTP: HTTP{
+			ReadHeaderTimeout:       10 * time.Second,
+			BodyTimeout:             30 * time.Second,
+			IdleTimeout:             2 * time.Minute,
+			MaxUnauthenticatedPerIP: 32,
+		},
 		Provider: Provider{
 			SessionLifetime: 15 * time.Minute,
 			MaxAttempts:     5,
@@ -216,13 +270,20 @@ func (c *Config) ApplyDefaults() {
 		c.Listen = DefaultListen
 	}
 	if c.PublicBaseURL == "" {
-		c.PublicBaseURL = "http://" + reachable(c.Listen)
+		scheme := "http://"
+		if c.TLS.Enabled() {
+			scheme = "https://"
+		}
+		c.PublicBaseURL = scheme + reachable(c.Listen)
 	}
 	if c.DocsBaseURL == "" {
 		c.DocsBaseURL = strings.TrimSuffix(c.PublicBaseURL, "/") + "/docs/error-codes"
 	}
 	if c.DataDir == "" {
 		c.DataDir = "./data"
+	}
+	if len(c.TrustedProxies) == 0 {
+		c.TrustedProxies = nil // `trustedProxies: []` is the default, not a different setting
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -368,6 +429,7 @@ func (c *Config) Redacted() *Config {
 // clone returns a deep copy of c.
 func (c *Config) clone() *Config {
 	r := *c
+	r.TrustedProxies = slices.Clone(c.TrustedProxies)
 	r.Merchants = slices.Clone(c.Merchants)
 	for i := range r.Merchants {
 		m := &r.Merchants[i]

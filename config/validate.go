@@ -1,10 +1,14 @@
 package config
 
 import (
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -98,6 +102,17 @@ func (c *Config) Validate() error {
 	if _, problem := decodeMasterKey(c.MasterKey); problem != "" {
 		p.add("masterKey", "%s", problem)
 	}
+	validateTLS(&p, c.TLS)
+	for i, proxy := range c.TrustedProxies {
+		if _, ok := parseProxy(proxy); !ok {
+			p.add(fmt.Sprintf("trustedProxies[%d]", i), "must be a CIDR such as 10.0.0.0/8 or an IP address, got %q", proxy)
+		}
+	}
+	p.positiveDuration("http.readHeaderTimeout", c.HTTP.ReadHeaderTimeout)
+	p.positiveDuration("http.bodyTimeout", c.HTTP.BodyTimeout)
+	p.positiveDuration("http.idleTimeout", c.HTTP.IdleTimeout)
+	p.intRange("http.maxUnauthenticatedPerIP", c.HTTP.MaxUnauthenticatedPerIP, 1, 10000)
+
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "must be one of debug, info, warn, error, got %q", c.Log.Level)
 	}
@@ -188,6 +203,48 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(p...)
+}
+
+// validateTLS checks that both files are given and load as a certificate and its key. Problems
+// never quote the files' contents.
+func validateTLS(p *problems, t TLS) {
+	if !t.Enabled() {
+		return
+	}
+	switch {
+	case t.CertFile == "":
+		p.add("tls.certFile", "required when tls.keyFile is set")
+		return
+	case t.KeyFile == "":
+		p.add("tls.keyFile", "required when tls.certFile is set")
+		return
+	}
+	certPEM, err := os.ReadFile(t.CertFile)
+	if err != nil {
+		p.add("tls.certFile", "cannot be read: %v", unwrapPath(err))
+		return
+	}
+	keyPEM, err := os.ReadFile(t.KeyFile)
+	if err != nil {
+		p.add("tls.keyFile", "cannot be read: %v", unwrapPath(err))
+		return
+	}
+	if block, _ := pem.Decode(certPEM); block == nil || block.Type != "CERTIFICATE" {
+		p.add("tls.certFile", "must hold a PEM certificate")
+		return
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		p.add("tls.keyFile", "must hold the PEM private key of tls.certFile's certificate")
+	}
+}
+
+// unwrapPath returns the operating system's reason without the path, which the key names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func validPort(port string) bool {

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -35,20 +37,9 @@ func bearer(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// authMemo remembers a request's authentication, so the idempotency layer (which authorizes
-// before it may replay anything) and the handler check the key and the agent token once.
-type authMemo struct {
-	done bool
-	p    *bridge.Principal
-	err  error
-
-	callerDone bool // secretOrAgent has run
-	caller     *caller
-	callerErr  error
-}
-
-// authorizer is an endpoint's own authorization check. The idempotency layer runs it before
-// replaying a stored response, so a replay is never an answer the caller could not get afresh.
+// authorizer is an endpoint's authorization check. The authenticated middleware runs it once per
+// request, before the handler and before the idempotency layer may replay anything, so a replay
+// is never an answer the caller could not get afresh.
 type authorizer func(r *http.Request) (*caller, error)
 
 // principal adapts a check that yields a key's principal to an authorizer.
@@ -62,24 +53,48 @@ func principal(check func(r *http.Request) (*bridge.Principal, error)) authorize
 	}
 }
 
+type callerKey struct{}
+
+// authenticated runs check once for the request and, when it passes, serves h with the caller in
+// the request context (callerOf). A failure is answered at once: nothing of the body is read
+// before the caller is known. Passing also frees the request's unauthenticated slot.
+func (s *Server) authenticated(check authorizer, h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := check(r)
+		if err != nil {
+			return err
+		}
+		authenticatedNow(r)
+		return h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	}
+}
+
+// callerOf returns the caller the authenticated middleware put in r's context. Handlers are only
+// reachable through it, so a missing caller is a wiring mistake, answered as internal_error.
+func callerOf(r *http.Request) (*caller, error) {
+	c, _ := r.Context().Value(callerKey{}).(*caller)
+	if c == nil {
+		return nil, errors.New("web: handler served without the authenticated middleware")
+	}
+	return c, nil
+}
+
+// principalOf is callerOf for endpoints that need only the key's principal.
+func principalOf(r *http.Request) (*bridge.Principal, error) {
+	c, err := callerOf(r)
+	if err != nil {
+		return nil, err
+	}
+	return c.Principal, nil
+}
+
 // authenticate resolves the request's API key.
 func (s *Server) authenticate(r *http.Request) (*bridge.Principal, error) {
-	var memo *authMemo
-	if info := infoOf(r); info != nil {
-		memo = &info.auth
-	}
-	if memo != nil && memo.done {
-		return memo.p, memo.err
-	}
 	key, err := bearer(r)
-	var p *bridge.Principal
-	if err == nil {
-		p, err = s.keys.Authenticate(r.Context(), key)
+	if err != nil {
+		return nil, err
 	}
-	if memo != nil {
-		memo.done, memo.p, memo.err = true, p, err
-	}
-	return p, err
+	return s.keys.Authenticate(r.Context(), key)
 }
 
 // secret authenticates a request to a secret-only endpoint.
@@ -89,7 +104,7 @@ func (s *Server) secret(r *http.Request) (*bridge.Principal, error) {
 		return nil, err
 	}
 	if p.Key.Type != bridge.KeySecret {
-		return nil, bridge.Errorf(bridge.CodeAuthKeyTypeForbidden, "%s %s needs a secret key; a publishable key was used.", r.Method, r.URL.Path).
+		return nil, bridge.Errorf(bridge.CodeAuthKeyTypeForbidden, "%s %s needs a secret key; a publishable key was used.", r.Method, capText(r.URL.Path, capPath)).
 			WithFix("Call this endpoint from your backend with your vp_sk_" + string(p.Key.Mode) + "_* key; publishable keys are for the agent's browser.")
 	}
 	return p, nil
@@ -109,25 +124,8 @@ func (s *Server) keyManager(r *http.Request) (*bridge.Principal, error) {
 }
 
 // secretOrAgent authenticates an endpoint open to a secret key or to a browser holding a
-// publishable key (from an allowed Origin) and an agent token in X-Agent-Token. The answer is
-// memoised for the request like authenticate's.
+// publishable key (from an allowed Origin) and an agent token in X-Agent-Token.
 func (s *Server) secretOrAgent(r *http.Request) (*caller, error) {
-	var memo *authMemo
-	if info := infoOf(r); info != nil {
-		memo = &info.auth
-	}
-	if memo != nil && memo.callerDone {
-		return memo.caller, memo.callerErr
-	}
-	c, err := s.checkSecretOrAgent(r)
-	if memo != nil {
-		memo.callerDone, memo.caller, memo.callerErr = true, c, err
-	}
-	return c, err
-}
-
-// checkSecretOrAgent is secretOrAgent without the memo.
-func (s *Server) checkSecretOrAgent(r *http.Request) (*caller, error) {
 	p, err := s.authenticate(r)
 	if err != nil {
 		return nil, err
@@ -159,7 +157,7 @@ func checkOrigin(r *http.Request, m *bridge.Merchant) error {
 			WithFix("Publishable keys work only from a browser page on one of the merchant's allowedOrigins; call from your backend with a secret key otherwise.")
 	}
 	if !m.AllowsOrigin(origin) {
-		return bridge.Errorf(bridge.CodeOriginForbidden, "Origin %s is not in the merchant's allowed origins.", origin)
+		return bridge.Errorf(bridge.CodeOriginForbidden, "Origin %s is not in the merchant's allowed origins.", capText(origin, capInputText))
 	}
 	return nil
 }

@@ -54,15 +54,19 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// decodeStrict decodes one JSON object from body into v, rejecting unknown fields and trailing
-// data, and words every failure like the reference's validator ("Expected number, received
-// string at \"amount\""). An empty body decodes as {} when emptyOK.
+// decodeStrict decodes one JSON object from body into v, rejecting unknown fields, trailing data
+// and everything checkStrictJSON refuses (field names in the wrong case, duplicate keys, control
+// characters, invalid UTF-8), and words every failure like the reference's validator ("Expected
+// number, received string at \"amount\""). An empty body decodes as {} when emptyOK.
 func decodeStrict(body []byte, v any, emptyOK bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		if emptyOK {
 			return nil
 		}
 		return bridge.Errorf(bridge.CodeValidationError, "The request body is empty; send a JSON object.")
+	}
+	if err := checkStrictJSON(body, reflect.TypeOf(v), false); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -96,6 +100,7 @@ func decodeError(err error) error {
 		return e
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		name = capText(name, capInputText)
 		return bridge.Errorf(bridge.CodeValidationError, "Unrecognized key %q", name).WithParam(name).
 			WithFix(fmt.Sprintf("Remove %q: unknown fields are rejected so that typos do not pass silently.", name))
 	}

@@ -41,7 +41,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if info.Status >= 500 {
 		level = slog.LevelError
 	}
-	s.logger.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path,
+	s.logger.Log(r.Context(), level, "request failed", "method", capText(r.Method, capMethod), "path", capText(r.URL.Path, capPath),
 		"status", info.Status, "code", e.Code, "err", err)
 	s.writeErrorBody(w, r.Context(), e)
 }
@@ -52,9 +52,11 @@ func (s *Server) writeErrorBody(w http.ResponseWriter, ctx context.Context, e *b
 	if msg == "" {
 		msg = info.Description
 	}
+	// Messages and params may quote request input; a credential a caller pasted there is not
+	// echoed back (it may be on its way into the caller's own logs).
 	writeJSON(w, info.Status, ErrorBody{
-		Error: msg, Code: info.Code, Fix: e.PublicFix(), Docs: s.docsURL(info.Code),
-		Param: e.Param, RequestID: RequestID(ctx),
+		Error: Redact(msg), Code: info.Code, Fix: Redact(e.PublicFix()), Docs: s.docsURL(info.Code),
+		Param: Redact(e.Param), RequestID: RequestID(ctx),
 	})
 }
 

@@ -29,6 +29,13 @@ func FuzzCreateSession(f *testing.F) {
 		`{"agentId":"","amount":1,"currency":"XTS","accountConfigurationId":99}`,
 		`{"metadata":{"k":{"nested":true}},"lineItems":"none"}`,
 		`[{"amount":1}]`, `null`, `{}`, `{"agentId":`, "\x00\xff", ``,
+		// Strict JSON: field case, duplicates, control characters, invalid UTF-8, surrogates.
+		`{"AgentId":"agent-1","amount":1240,"currency":"GBP"}`,
+		`{"agentId":"agent-1","amount":1240,"amount":1,"currency":"GBP"}`,
+		`{"agentId":"agent-1","amount":1240,"currency":"GBP","metadata":{"k":"a\n\tb","k":"c"}}`,
+		`{"agentId":"agent-1","amount":1240,"currency":"GBP","reference":"a\u0001b"}`,
+		"{\"agentId\":\"agent-1\",\"amount\":1240,\"currency\":\"GBP\",\"reference\":\"a\x01\xc3\x28\"}",
+		`{"agentId":"agent-1","amount":1240,"currency":"GBP","customer":{"firstName":"\ud800\udc00\ud800"}}`,
 	} {
 		f.Add([]byte(seed), false)
 		f.Add([]byte(seed), true)

@@ -31,18 +31,19 @@ const (
 // duplicate arriving while the first is in flight waits for it. Server errors and 429s are not
 // stored, so a retry runs again.
 //
-// authorize is the endpoint's own authorization, and it runs before anything is reserved or
-// replayed: a stored response may hold a credential (a new API key, an agent token), and a replay
-// must never give a caller what the endpoint would refuse it. Keys are scoped to the caller's API
+// It runs behind the endpoint's authenticated middleware, so the endpoint's own authorization has
+// passed before anything is reserved or replayed: a stored response may hold a credential (a new
+// API key, an agent token), and a replay must never give a caller what the endpoint would refuse
+// it. Keys are scoped to the caller's API
 // key and, for a browser caller, its agent, so neither another key of the merchant nor another
 // agent behind the same publishable key can reach a response by guessing its Idempotency-Key.
-func (s *Server) idempotent(authorize authorizer, h handlerFunc) handlerFunc {
+func (s *Server) idempotent(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		key := r.Header.Get("Idempotency-Key")
 		if key == "" {
 			return h(w, r)
 		}
-		c, err := authorize(r)
+		c, err := callerOf(r)
 		if err != nil {
 			return err
 		}

@@ -32,13 +32,13 @@ func TestIdempotentHandlerPanicFreesTheKey(t *testing.T) {
 		started: clock.Now(), lockSeed: maphash.MakeSeed()}
 	me := &caller{Principal: &bridge.Principal{Key: &bridge.APIKey{ID: "key_1", Mode: bridge.ModeTest}, Merchant: &bridge.Merchant{ID: "acme"}}}
 	calls := 0
-	h := s.idempotent(func(*http.Request) (*caller, error) { return me, nil }, func(w http.ResponseWriter, _ *http.Request) error {
+	h := s.authenticated(func(*http.Request) (*caller, error) { return me, nil }, s.idempotent(func(w http.ResponseWriter, _ *http.Request) error {
 		if calls++; calls == 1 {
 			panic("first call dies")
 		}
 		writeJSON(w, http.StatusCreated, map[string]int{"calls": calls})
 		return nil
-	})
+	}))
 	serve := func() (rec *httptest.ResponseRecorder, panicked any) {
 		// The service clock never moves here: a retry that polled would wait until this deadline.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

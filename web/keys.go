@@ -61,7 +61,7 @@ func sameMode(p *bridge.Principal, mode bridge.Mode) error {
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.keyManager(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.secret(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.keyManager(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.keyManager(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,8 @@ import (
 )
 
 // metrics are the server's Prometheus metrics: HTTP traffic by route, the session lifecycle,
-// agent sockets, and the Go runtime and process. Labels never carry ids or keys.
+// agent sockets, and the Go runtime and process. Labels never carry ids or keys, nor anything a
+// client chose: the route is the matched pattern (or "unmatched"), the method one of a fixed set.
 type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -51,8 +52,19 @@ func (m *metrics) observe(method, route string, status int, took time.Duration) 
 	if route == "" {
 		route = "unmatched"
 	}
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(methodLabel(method), route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(took.Seconds())
+}
+
+// methodLabel maps a request method onto a fixed set, so a client inventing methods cannot add
+// label values (every new one is a series kept for the life of the process).
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 func (m *metrics) handler() http.Handler {

@@ -23,10 +23,12 @@ const (
 )
 
 // requestInfo is what layers of one request learn for each other: the route pattern dispatch
-// matched (for logs and metrics) and the request's authentication, done once.
+// matched (for logs and metrics), the client's address, and how to free the request's
+// unauthenticated slot once it has authenticated.
 type requestInfo struct {
-	route string
-	auth  authMemo
+	route    string
+	clientIP string
+	release  func()
 }
 
 func infoOf(r *http.Request) *requestInfo {
@@ -49,7 +51,9 @@ var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{8,128}$`)
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
-		if !validRequestID.MatchString(id) {
+		// A credential pasted as a request id would be echoed in the header, the body and every
+		// log line of the request.
+		if !validRequestID.MatchString(id) || Redact(id) != id {
 			id = "req_" + bridge.RandomBase62(20)
 		}
 		w.Header().Set("X-Request-Id", id)
@@ -94,7 +98,7 @@ func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // logAndRecover writes one access-log line per request (never the query string: keys must not
-// reach logs even when a client misuses a URL) and turns a panic into internal_error with no
+// reach logs even when a client misuses a URL; method and path cut short) and turns a panic into internal_error with no
 // internals in the body.
 func (s *Server) logAndRecover(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +111,7 @@ func (s *Server) logAndRecover(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.logger.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
+				s.logger.ErrorContext(r.Context(), "panic serving request", "method", capText(r.Method, capMethod), "path", capText(r.URL.Path, capPath),
 					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if rec.status == 0 {
 					s.writeErrorBody(rec, r.Context(), bridge.Errorf(bridge.CodeInternalError, "An unexpected error occurred."))
@@ -116,7 +120,8 @@ func (s *Server) logAndRecover(next http.Handler) http.Handler {
 			took := time.Since(start)
 			s.metrics.observe(r.Method, info.route, rec.status, took)
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", info.route),
+				slog.String("method", capText(r.Method, capMethod)), slog.String("path", capText(r.URL.Path, capPath)),
+				slog.String("route", info.route), slog.String("client", info.clientIP),
 				slog.Int("status", rec.status), slog.Int("bytes", rec.bytes), slog.Duration("duration", took))
 		}()
 		next.ServeHTTP(rec, r)

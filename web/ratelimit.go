@@ -3,7 +3,6 @@ package web
 import (
 	"hash/maphash"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -91,30 +90,6 @@ func (q quota) setHeaders(h http.Header) {
 	if !q.allowed {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(max(q.retryAfter, time.Second).Seconds()))))
 	}
-}
-
-// clientIP is the address the request came from. Forwarding headers are not trusted: behind a
-// proxy, every client would otherwise choose its own bucket.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// limitPerIP meters every API call by client IP.
-func (s *Server) limitPerIP(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := s.perIP.take(clientIP(r))
-		q.setHeaders(w.Header())
-		if !q.allowed {
-			s.writeError(w, r, bridge.Errorf(bridge.CodeRateLimitExceeded,
-				"Too many requests from your IP address: %d per %s.", q.limit, s.perIP.limit.Window))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // limitPerKey meters session creates per credential; its headers replace the per-IP ones.

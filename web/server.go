@@ -8,6 +8,8 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +46,20 @@ type Options struct {
 	WriteTimeout time.Duration // 10s: a socket that cannot take a write this long is dead
 	// Demo, if set, serves the demo agent desktop and its small backend under /demo/.
 	Demo http.Handler
+
+	// The edge, against slow and unknown clients; zero values take the defaults.
+	HeaderTimeout time.Duration // 10s: a request's headers must arrive by then (HTTPServer)
+	BodyTimeout   time.Duration // 30s: its body must arrive by then
+	IdleTimeout   time.Duration // 2m: an idle keep-alive connection is closed (HTTPServer)
+	// MaxUnauthenticatedPerIP caps the requests in progress per client IP that have not (yet)
+	// authenticated (32).
+	MaxUnauthenticatedPerIP int
+	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded headers are believed when
+	// finding a request's client IP; empty: none, the connection's address is the client's.
+	TrustedProxies []netip.Prefix
+	// TLSCertFile and TLSKeyFile, if set, make HTTPServer serve TLS with this PEM pair,
+	// reloaded when the files change.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Server is paybridge's HTTP handler. Shutdown closes the agent sockets it holds.
@@ -73,6 +89,11 @@ type Server struct {
 
 	pingInterval, pongTimeout, authTimeout, writeTimeout time.Duration
 
+	headerTimeout, bodyTimeout, idleTimeout time.Duration
+	unauthenticated                         *slots
+	trustedProxies                          []netip.Prefix
+	certs                                   *certReloader // nil: plain HTTP
+
 	handler http.Handler
 
 	// closing ends every socket on Shutdown.
@@ -95,14 +116,34 @@ func NewServer(opts Options) (*Server, error) {
 		pongTimeout:    orDuration(opts.PongTimeout, 10*time.Second),
 		authTimeout:    orDuration(opts.AuthTimeout, 5*time.Second),
 		writeTimeout:   orDuration(opts.WriteTimeout, 10*time.Second),
+		headerTimeout:  orDuration(opts.HeaderTimeout, defaultHeaderTimeout),
+		bodyTimeout:    orDuration(opts.BodyTimeout, defaultBodyTimeout),
+		idleTimeout:    orDuration(opts.IdleTimeout, defaultIdleTimeout),
+		trustedProxies: slices.Clone(opts.TrustedProxies),
 		closing:        make(chan struct{}),
 	}
+	perIPSlots := opts.MaxUnauthenticatedPerIP
+	if perIPSlots <= 0 {
+		perIPSlots = defaultUnauthenticatedCap
+	}
+	s.unauthenticated = newSlots(perIPSlots)
 	if s.clock == nil {
 		s.clock = bridge.SystemClock{}
 	}
 	s.started, s.lockSeed = s.clock.Now(), maphash.MakeSeed()
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	// Whatever the caller configured, nothing credential-shaped a client sends reaches the log.
+	s.logger = slog.New(SafeLogHandler(s.logger.Handler()))
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errors.New("web: TLSCertFile and TLSKeyFile go together")
+	}
+	if opts.TLSCertFile != "" {
+		var err error
+		if s.certs, err = newCertReloader(opts.TLSCertFile, opts.TLSKeyFile, s.logger); err != nil {
+			return nil, err
+		}
 	}
 	s.publicBase = strings.TrimSuffix(opts.PublicBaseURL, "/")
 	s.docsBase = opts.DocsBaseURL
@@ -114,7 +155,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.perIP = newLimiter(orLimit(opts.PerIPLimit, RateLimit{Limit: 600, Window: time.Minute}), s.clock)
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = withRequestID(s.logAndRecover(securityHeaders(s.cors(s.dispatch(mux)))))
+	s.handler = withRequestID(s.logAndRecover(securityHeaders(s.edge(s.cors(s.dispatch(mux))))))
 	return s, nil
 }
 

@@ -21,7 +21,7 @@ type createSessionRequest struct {
 	Reference              string                     `json:"reference"`
 	Customer               *bridge.Customer           `json:"customer"`
 	LineItems              []bridge.LineItem          `json:"lineItems"`
-	Metadata               map[string]json.RawMessage `json:"metadata"` // raw: a type error names its key
+	Metadata               map[string]json.RawMessage `json:"metadata" text:"free"` // raw: a type error names its key; free text
 	SuccessURL             string                     `json:"successUrl"`
 	CancelURL              string                     `json:"cancelUrl"`
 	ExpiresIn              *int                       `json:"expiresIn"`
@@ -39,15 +39,19 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 		for k, raw := range req.Metadata {
 			var v string
 			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, bridge.Errorf(bridge.CodeValidationError, "Expected string, received %s at %q", rawKind(raw), "metadata."+k).
-					WithParam("metadata." + k).WithFix(fieldFixes["metadata"])
+				path := capText("metadata."+k, capInputText)
+				return nil, bridge.Errorf(bridge.CodeValidationError, "Expected string, received %s at %q", rawKind(raw), path).
+					WithParam(path).WithFix(fieldFixes["metadata"])
 			}
 			in.Metadata[k] = v
 		}
 	}
+	if err := notACredential("agentId", req.AgentID); err != nil {
+		return nil, err
+	}
 	if c.agent != nil {
 		if req.AgentID != "" && req.AgentID != c.agent.AgentID {
-			return nil, bridge.Errorf(bridge.CodeValidationError, "agentId %q does not match the agent token's agent.", req.AgentID).
+			return nil, bridge.Errorf(bridge.CodeValidationError, "agentId %q does not match the agent token's agent.", capText(req.AgentID, capInputText)).
 				WithParam("agentId").WithFix("Omit agentId when calling with an agent token: the token names the agent.")
 		}
 		in.AgentID = c.agent.AgentID
@@ -80,6 +84,16 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 	return in, nil
 }
 
+// notACredential refuses an identifier that is shaped like a paybridge key or token: an agent
+// token pasted as agentId would otherwise be stored, logged and shown in every session view.
+func notACredential(field, value string) error {
+	if Redact(value) == value {
+		return nil
+	}
+	return bridge.Errorf(bridge.CodeValidationError, "%s looks like a paybridge key or token, not an identifier.", field).WithParam(field).
+		WithFix("Send your own identifier for the agent (such as its login); if you sent a key or token, roll it: it left your backend.")
+}
+
 // dryRunResponse answers ?dry_run=true.
 type dryRunResponse struct {
 	Valid    bool     `json:"valid"`
@@ -87,7 +101,7 @@ type dryRunResponse struct {
 }
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.secretOrAgent(r)
+	c, err := callerOf(r)
 	if err != nil {
 		return err
 	}
@@ -130,7 +144,7 @@ func (s *Server) jsonBody(w http.ResponseWriter, r *http.Request, v any, emptyOK
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.secret(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}
@@ -150,7 +164,7 @@ type listResponse struct {
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.secret(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}
@@ -158,12 +172,12 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	f := bridge.SessionFilter{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: q.Get("agentId"),
 		Status: bridge.Status(q.Get("status")), StartingAfter: q.Get("starting_after"), Limit: 10}
 	if f.Status != "" && !f.Status.Valid() {
-		return bridge.Errorf(bridge.CodeValidationError, "status must be one of pending, active, succeeded, failed, expired, cancelled; got %q", f.Status).WithParam("status")
+		return bridge.Errorf(bridge.CodeValidationError, "status must be one of pending, active, succeeded, failed, expired, cancelled; got %q", capText(string(f.Status), capInputText)).WithParam("status")
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return bridge.Errorf(bridge.CodeValidationError, "limit must be an integer from 1 to 100, got %q", v).WithParam("limit")
+			return bridge.Errorf(bridge.CodeValidationError, "limit must be an integer from 1 to 100, got %q", capText(v, capInputText)).WithParam("limit")
 		}
 		f.Limit = n
 	}
@@ -186,7 +200,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelSession(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.secret(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}
@@ -202,7 +216,7 @@ func (s *Server) cancelSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) restartSession(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.secretOrAgent(r)
+	c, err := callerOf(r)
 	if err != nil {
 		return err
 	}
@@ -234,12 +248,15 @@ type agentTokenResponse struct {
 }
 
 func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.secret(r)
+	p, err := principalOf(r)
 	if err != nil {
 		return err
 	}
 	var req agentTokenRequest
 	if err := s.jsonBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := notACredential("agentId", req.AgentID); err != nil {
 		return err
 	}
 	token, exp, err := s.keys.IssueAgentToken(p, req.AgentID, time.Duration(req.TTLSeconds)*time.Second)

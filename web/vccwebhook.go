@@ -2,7 +2,6 @@ package web
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -50,20 +49,43 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	// HTTP Basic credentials are checked before the body is read, so a caller without them
+	// cannot make paybridge wait for one; form-body credentials still work, read with a small cap.
+	id, secret, basic := r.BasicAuth()
+	var m *bridge.Merchant
+	if basic {
+		if m, err = s.matchClient(merchants, id, secret); err != nil {
+			return err
+		}
+		authenticatedNow(r)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
 	if err := r.ParseForm(); err != nil {
-		return bridge.Errorf(bridge.CodeValidationError, "invalid_request").WithFix("Send a form-encoded body (application/x-www-form-urlencoded).")
+		return bridge.Errorf(bridge.CodeValidationError, "invalid_request").WithFix("Send a form-encoded body (application/x-www-form-urlencoded) of at most 4 KiB.")
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
 		return bridge.Errorf(bridge.CodeValidationError, "unsupported_grant_type").WithParam("grant_type").
 			WithFix("Use grant_type=client_credentials.")
 	}
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if !basic {
+		if m, err = s.matchClient(merchants, r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")); err != nil {
+			return err
+		}
 	}
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: s.keyring.IssueWebhookToken(m.ID, s.clock.Now().Add(webhookTokenTTL)),
+		TokenType:   "Bearer", ExpiresIn: int(webhookTokenTTL.Seconds()),
+	})
+	return nil
+}
+
+// maxTokenForm bounds the form body of POST /oauth/token: a grant type and two credentials.
+const maxTokenForm = 4 << 10
+
+// matchClient returns the merchant whose vccWebhook client credentials these are.
+func (s *Server) matchClient(merchants []*bridge.Merchant, id, secret string) (*bridge.Merchant, error) {
 	if id == "" || secret == "" {
-		return bridge.Errorf(bridge.CodeWebhookMissingSignature, "invalid_client").
+		return nil, bridge.Errorf(bridge.CodeWebhookMissingSignature, "invalid_client").
 			WithFix("Send client_id and client_secret (form fields or HTTP Basic auth): the vccWebhook credentials configured for the merchant.")
 	}
 	for _, m := range merchants {
@@ -71,14 +93,10 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) error {
 		if a.ClientID != "" && a.ClientSecret != "" &&
 			subtle.ConstantTimeCompare([]byte(id), []byte(a.ClientID)) == 1 &&
 			subtle.ConstantTimeCompare([]byte(secret), []byte(a.ClientSecret)) == 1 {
-			writeJSON(w, http.StatusOK, tokenResponse{
-				AccessToken: s.keyring.IssueWebhookToken(m.ID, s.clock.Now().Add(webhookTokenTTL)),
-				TokenType:   "Bearer", ExpiresIn: int(webhookTokenTTL.Seconds()),
-			})
-			return nil
+			return m, nil
 		}
 	}
-	return bridge.Errorf(bridge.CodeWebhookInvalidSignature, "invalid_client").
+	return nil, bridge.Errorf(bridge.CodeWebhookInvalidSignature, "invalid_client").
 		WithFix("The client credentials are not those configured in the merchant's vccWebhook; check them with your paybridge operator.")
 }
 
@@ -96,6 +114,18 @@ func (s *Server) vccWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A bearer token is checked before the body is read: a caller without credentials cannot
+	// make paybridge wait for (or store) a body. A signature needs the body, so it is checked
+	// after reading it.
+	var merchant *bridge.Merchant
+	if r.Header.Get("Authorization") != "" {
+		if merchant, err = s.authenticateVCCBearer(r, merchants); err != nil {
+			return err
+		}
+		authenticatedNow(r)
+	} else if r.Header.Get(webhook.Header) == "" {
+		return bridge.Errorf(bridge.CodeWebhookMissingSignature, "The webhook carried neither a bearer token nor an %s header.", webhook.Header)
+	}
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -103,48 +133,53 @@ func (s *Server) vccWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	merchant, err := s.authenticateVCC(r, body, merchants)
-	if err != nil {
-		return err
+	if merchant == nil {
+		if merchant, err = s.authenticateVCCSignature(r, body, merchants); err != nil {
+			return err
+		}
+		authenticatedNow(r)
 	}
 	var n vccNotification
-	if err := json.Unmarshal(body, &n); err != nil || n.SessionGUID == "" {
+	if err := decodeLenient(body, &n); err != nil {
+		return err
+	}
+	if n.SessionGUID == "" {
 		return bridge.Errorf(bridge.CodeValidationError, "The webhook body must be VCC's session status JSON with a sessionGuid.").WithParam("sessionGuid")
 	}
 	// Once authenticated and readable, the call is acknowledged whatever acting on it finds:
 	// VCC retries a non-200 for 12 hours, and the poller catches up with anything that failed.
 	if err := s.sessions.ProviderNotified(r.Context(), merchant.ID, n.SessionGUID); err != nil {
-		s.logger.WarnContext(r.Context(), "acting on VCC webhook", "merchant", merchant.ID, "vccSession", n.SessionGUID, "err", err)
+		s.logger.WarnContext(r.Context(), "acting on VCC webhook", "merchant", merchant.ID, "vccSession", capText(n.SessionGUID, capInputText), "err", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"received": true})
 	return nil
 }
 
-// authenticateVCC returns the merchant whose VCC credentials the call carries.
-func (s *Server) authenticateVCC(r *http.Request, body []byte, merchants []*bridge.Merchant) (*bridge.Merchant, error) {
-	invalid := func(why string) error {
-		return bridge.Errorf(bridge.CodeWebhookInvalidSignature, "The webhook's credentials did not verify: %s.", why)
+// invalidVCC is the error for VCC credentials that do not verify.
+func invalidVCC(why string) error {
+	return bridge.Errorf(bridge.CodeWebhookInvalidSignature, "The webhook's credentials did not verify: %s.", why)
+}
+
+// authenticateVCCBearer returns the merchant whose webhook token the Authorization header carries.
+func (s *Server) authenticateVCCBearer(r *http.Request, merchants []*bridge.Merchant) (*bridge.Merchant, error) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return nil, invalidVCC("the Authorization scheme is not Bearer")
 	}
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, token, _ := strings.Cut(auth, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			return nil, invalid("the Authorization scheme is not Bearer")
-		}
-		id, ok := s.keyring.VerifyWebhookToken(strings.TrimSpace(token), s.clock.Now())
-		if !ok {
-			return nil, invalid("the bearer token is unknown or expired")
-		}
-		for _, m := range merchants {
-			if m.ID == id {
-				return m, nil
-			}
-		}
-		return nil, invalid("the token's merchant no longer has VCC webhook credentials")
+	id, ok := s.keyring.VerifyWebhookToken(strings.TrimSpace(token), s.clock.Now())
+	if !ok {
+		return nil, invalidVCC("the bearer token is unknown or expired")
 	}
-	header := r.Header.Get(webhook.Header)
-	if header == "" {
-		return nil, bridge.Errorf(bridge.CodeWebhookMissingSignature, "The webhook carried neither a bearer token nor an %s header.", webhook.Header)
+	for _, m := range merchants {
+		if m.ID == id {
+			return m, nil
+		}
 	}
+	return nil, invalidVCC("the token's merchant no longer has VCC webhook credentials")
+}
+
+// authenticateVCCSignature returns the merchant whose signing secret signed body.
+func (s *Server) authenticateVCCSignature(r *http.Request, body []byte, merchants []*bridge.Merchant) (*bridge.Merchant, error) {
 	var signers []*bridge.Merchant
 	var secrets []string
 	for _, m := range merchants {
@@ -157,9 +192,9 @@ func (s *Server) authenticateVCC(r *http.Request, body []byte, merchants []*brid
 		return nil, bridge.Errorf(bridge.CodeWebhookNotConfigured, "No merchant has a VCC webhook signing secret configured.").
 			WithFix("Your paybridge operator must set vccWebhook.signingSecret, or VCC must authenticate with a bearer token from POST /oauth/token.")
 	}
-	i, err := webhook.VerifyAny(body, header, secrets, s.clock.Now(), webhook.DefaultTolerance)
+	i, err := webhook.VerifyAny(body, r.Header.Get(webhook.Header), secrets, s.clock.Now(), webhook.DefaultTolerance)
 	if err != nil {
-		return nil, invalid(err.Error())
+		return nil, invalidVCC(err.Error())
 	}
 	return signers[i], nil
 }

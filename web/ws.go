@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -16,7 +17,7 @@ import (
 // Close codes of the agent socket beyond the standard ones. The widget reconnects after any close
 // except CloseAgentTokenRejected and CloseForbidden, which need a fresh agent token.
 const (
-	CloseProtocolError      = 4400 // the first message was not {"type":"auth",...}
+	CloseProtocolError      = 4400 // the first message was not JSON, or not {"type":"auth",...}
 	CloseAgentTokenRejected = 4401 // invalid or expired agent token, or the publishable key ended; the reason starts with the code
 	CloseForbidden          = 4403 // e.g. a test agent token with a live publishable key
 	CloseAuthTimeout        = 4408 // no auth message in time
@@ -88,6 +89,7 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	authenticatedNow(r)
 	if p.Key.Type != bridge.KeyPublishable {
 		return bridge.Errorf(bridge.CodeAuthKeyTypeForbidden, "The agent socket takes a publishable key; a secret key was put in a URL.").
 			WithFix("Roll the secret key you used (it may now sit in logs) and connect with your vp_pk_* key.")
@@ -149,9 +151,21 @@ func (s *Server) openSocket(ctx context.Context, conn *websocket.Conn, p *bridge
 	conn.SetReadLimit(maxClientMessage)
 
 	_ = conn.SetReadDeadline(time.Now().Add(s.authTimeout))
+	_, first, err := conn.ReadMessage()
+	if err != nil {
+		// Silence until the deadline is 4408; a peer that hung up or broke the framing gets
+		// nothing (a close frame to a closed socket goes nowhere).
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			closeSocket(conn, CloseAuthTimeout, "no auth message within the time allowed")
+		} else if errors.Is(err, websocket.ErrReadLimit) {
+			closeSocket(conn, CloseProtocolError, "the first message is too large")
+		}
+		return nil
+	}
 	var hello clientMessage
-	if err := conn.ReadJSON(&hello); err != nil {
-		closeSocket(conn, CloseAuthTimeout, "no auth message within the time allowed")
+	if err := json.Unmarshal(first, &hello); err != nil {
+		closeSocket(conn, CloseProtocolError, `the first message is not JSON; it must be {"type":"auth","agentToken":"vp_at_..."}`)
 		return nil
 	}
 	if hello.Type != msgAuth || hello.AgentToken == "" {
@@ -273,9 +287,9 @@ func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bri
 		var actionErr error
 		switch msg.Type {
 		case msgFrameLoaded:
-			s.logger.DebugContext(ctx, "frame loaded", "session", sessionID, "attempt", attempt)
+			s.logger.DebugContext(ctx, "frame loaded", "session", capText(sessionID, capInputText), "attempt", attempt)
 		case msgFrameRefused:
-			s.logger.InfoContext(ctx, "frame refused", "session", sessionID, "attempt", attempt, "agent", agent.AgentID)
+			s.logger.InfoContext(ctx, "frame refused", "session", capText(sessionID, capInputText), "attempt", attempt, "agent", agent.AgentID)
 			var current *bridge.HandoffEventData
 			current, actionErr = s.sessions.FrameRefused(ctx, agent, sessionID, attempt)
 			if current != nil {
@@ -290,7 +304,7 @@ func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bri
 			actionErr = bridge.Errorf(bridge.CodeValidationError, "Unknown message type %q; expected frame.loaded, frame.refused or session.restart.", truncate(msg.Type, 40))
 		}
 		if actionErr != nil && ctx.Err() == nil {
-			s.logger.InfoContext(ctx, "agent action failed", "type", msg.Type, "session", sessionID, "err", actionErr)
+			s.logger.InfoContext(ctx, "agent action failed", "type", capText(msg.Type, capInputText), "session", capText(sessionID, capInputText), "err", actionErr)
 			s.sendError(sub, sessionID, actionErr)
 		}
 	}
@@ -300,12 +314,12 @@ func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bri
 func (s *Server) sendError(sub *bridge.Subscription, sessionID string, err error) {
 	e := bridge.AsError(err)
 	s.hub.Send(sub, &bridge.Event{Agent: sub.Agent, Type: bridge.EventError, ID: bridge.NewEventID(), SessionID: sessionID,
-		Data: errorData{Code: bridge.Info(e.Code).Code, Error: e.Message, Fix: e.PublicFix(), Docs: s.docsURL(e.Code)}})
+		Data: errorData{Code: bridge.Info(e.Code).Code, Error: Redact(e.Message), Fix: Redact(e.PublicFix()), Docs: s.docsURL(e.Code)}})
 }
 
 // closeSocket sends a close frame; the reason is cut to the protocol's 123 bytes.
 func closeSocket(conn *websocket.Conn, code int, reason string) {
-	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason, 123)), time.Now().Add(time.Second))
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(Redact(reason), 123)), time.Now().Add(time.Second))
 }
 
 func truncate(s string, n int) string {

@@ -124,6 +124,10 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		PerKeyLimit:    web.RateLimit{Limit: cfg.RateLimits.SessionCreatesPerKey, Window: cfg.RateLimits.SessionCreatesWindow},
 		PerIPLimit:     web.RateLimit{Limit: cfg.RateLimits.PerIP, Window: cfg.RateLimits.PerIPWindow},
 		IdempotencyTTL: cfg.Idempotency.TTL,
+		HeaderTimeout:  cfg.HTTP.ReadHeaderTimeout, BodyTimeout: cfg.HTTP.BodyTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
+		MaxUnauthenticatedPerIP: cfg.HTTP.MaxUnauthenticatedPerIP,
+		TrustedProxies:          cfg.TrustedProxyPrefixes(),
+		TLSCertFile:             cfg.TLS.CertFile, TLSKeyFile: cfg.TLS.KeyFile,
 	})
 	if err != nil {
 		return nil, err
@@ -144,13 +148,8 @@ func (a *app) baseURL() string { return strings.TrimSuffix(a.cfg.PublicBaseURL, 
 
 // run serves until ctx ends, then closes agent sockets, drains requests and closes the store.
 func (a *app) run(ctx context.Context) error {
-	srv := &http.Server{
-		Handler:           a.server,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := a.server.HTTPServer()
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go func() { _ = a.sessions.Run(bg) }()
@@ -158,7 +157,13 @@ func (a *app) run(ctx context.Context) error {
 	go func() { _ = a.webhooks.Run(bg) }()
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(a.listener) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			served <- srv.ServeTLS(a.listener, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		served <- srv.Serve(a.listener)
+	}()
 	a.logger.Info("paybridge listening", "addr", a.listener.Addr().String(), "baseUrl", a.baseURL())
 
 	var err error
@@ -217,12 +222,13 @@ func masterKey(cfg *config.Config) ([]byte, error) {
 	return key, err
 }
 
-// newLogger builds the process logger: JSON or text on w at level, with request ids.
+// newLogger builds the process logger: JSON or text on w at level, with request ids, and never
+// a credential-shaped string or an overlong field, whoever logs it.
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(web.ContextLogHandler(h))
+	return slog.New(web.SafeLogHandler(web.ContextLogHandler(h)))
 }

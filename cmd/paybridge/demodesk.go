@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +45,9 @@ type demoDesk struct {
 	logger *slog.Logger
 	client *http.Client
 	mux    *http.ServeMux
+	// deskKey signs the desk cookies the agent pages set: the agent-token endpoint mints only
+	// for an agent whose page this process served to the caller.
+	deskKey []byte
 
 	// Set by configure before the server takes its first request, read-only after.
 	info         demoInfo
@@ -51,7 +58,9 @@ type demoDesk struct {
 
 // newDemoDesk returns the desktop's handler; configure must be called before it serves.
 func newDemoDesk(logger *slog.Logger) *demoDesk {
-	d := &demoDesk{logger: logger, client: &http.Client{Timeout: 30 * time.Second}, mux: http.NewServeMux()}
+	d := &demoDesk{logger: logger, client: &http.Client{Timeout: 30 * time.Second}, mux: http.NewServeMux(),
+		deskKey: make([]byte, 32)}
+	_, _ = rand.Read(d.deskKey)
 	assets, _ := fs.Sub(demoDeskFiles, "demodesk")
 	d.mux.Handle("GET /demo/{$}", http.RedirectHandler("/demo/agent", http.StatusFound))
 	d.mux.HandleFunc("GET /demo/agent", d.agentPage)
@@ -94,11 +103,21 @@ type agentPageData struct {
 	PollSeconds                         string
 }
 
-// agentPage is GET /demo/agent?agent=ID: the desktop of one agent, by default the demo's own.
+// demoAgents are the agents the demo has desktops for: the demo's own and two more, to show that
+// agents see only their own payments.
+var demoAgents = []string{demoAgentID, "agent-2", "agent-3"}
+
+// agentPage is GET /demo/agent?agent=ID: the desktop of one of the demo's agents, by default the
+// demo's own. It sets the agent's desk cookie, which the agent-token endpoint asks for.
 func (d *demoDesk) agentPage(w http.ResponseWriter, r *http.Request) {
 	agent := r.URL.Query().Get("agent")
 	if agent == "" {
 		agent = d.info.AgentID
+	}
+	if !slices.Contains(demoAgents, agent) {
+		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "The demo has no agent desktop for that agent.").WithParam("agent").
+			WithFix("Open /demo/agent, or ?agent= one of "+strings.Join(demoAgents, ", ")+"."))
+		return
 	}
 	data := agentPageData{BaseURL: d.info.BaseURL, PublishableKey: d.info.PublishableKey, MerchantID: d.info.MerchantID,
 		AgentID: agent, DemoAgentID: d.info.AgentID, PollSeconds: fmt.Sprint(d.pollInterval.Seconds())}
@@ -112,7 +131,26 @@ func (d *demoDesk) agentPage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", d.contentSecurityPolicy())
+	http.SetCookie(w, &http.Cookie{Name: deskCookie(agent), Value: d.deskTicket(agent), Path: "/demo/api/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: strings.HasPrefix(d.info.BaseURL, "https:")})
 	_, _ = w.Write(page.Bytes())
+}
+
+// deskCookie names an agent's desk cookie; one per agent, so two tabs of two agents in one
+// browser each keep theirs. Agent ids come from demoAgents and are valid cookie names.
+func deskCookie(agent string) string { return "paybridge_demo_desk_" + agent }
+
+// deskTicket is the desk cookie's value for agent: an HMAC under this process's desk key.
+func (d *demoDesk) deskTicket(agent string) string {
+	mac := hmac.New(sha256.New, d.deskKey)
+	mac.Write([]byte(agent))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// hasDeskTicket reports whether r carries agent's desk cookie from this process.
+func (d *demoDesk) hasDeskTicket(r *http.Request, agent string) bool {
+	c, err := r.Cookie(deskCookie(agent))
+	return err == nil && hmac.Equal([]byte(c.Value), []byte(d.deskTicket(agent)))
 }
 
 // contentSecurityPolicy is what an agent desktop embedding PCI Pal should send: scripts and
@@ -148,10 +186,25 @@ type agentTokenResponse struct {
 
 // agentToken is POST /demo/api/agent-token {agentId}: it mints the agent's token with the secret
 // key. A real backend mints only for the agent signed in to its own desktop; the demo has no
-// sign-in, so it trusts the page's agent.
+// sign-in, so it mints only for its own agents, and only for a caller holding the agent's desk
+// cookie, which the agent's page sets: an Origin header alone is easily written by any client
+// that is not a browser.
 func (d *demoDesk) agentToken(w http.ResponseWriter, r *http.Request) {
 	var req agentTokenRequest
 	if !d.browserCall(w, r, &req) {
+		return
+	}
+	switch {
+	case req.AgentID == "":
+		d.fail(w, r, bridge.Errorf(bridge.CodeValidationMissingField, "Missing required field \"agentId\"").WithParam("agentId"))
+		return
+	case !slices.Contains(demoAgents, req.AgentID):
+		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "The demo mints agent tokens only for its own agents.").WithParam("agentId").
+			WithFix("Use one of "+strings.Join(demoAgents, ", ")+"."))
+		return
+	case !d.hasDeskTicket(r, req.AgentID):
+		d.fail(w, r, bridge.Errorf(bridge.CodeOriginForbidden, "The demo mints an agent's token only for that agent's desktop page.").
+			WithFix("Open "+d.info.BaseURL+"/demo/agent?agent="+req.AgentID+" and take payments there."))
 		return
 	}
 	var minted agentTokenResponse

@@ -113,7 +113,8 @@ func TestDemoDeskBackend(t *testing.T) {
 		})
 	}
 
-	status, h, body := demoCall(t, http.MethodPost, tokenURL, info.BaseURL, "application/json", `{"agentId":"demo-agent"}`)
+	// The page sets the agent's desk cookie; with it (and the Origin) the token is minted.
+	status, h, body := deskCall(t, tokenURL, info.BaseURL, deskCookies(t, info, "demo-agent"), `{"agentId":"demo-agent"}`)
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Equal(t, "no-store", h.Get("Cache-Control"))
 	var minted agentTokenResponse
@@ -146,4 +147,77 @@ func TestDemoDeskBackend(t *testing.T) {
 	status, body = drive(id, "pay")
 	assert.Equal(t, http.StatusConflict, status)
 	assert.Equal(t, "session_wrong_state", errorCode(t, body))
+}
+
+// deskCookies loads agent's desktop page and returns the cookies it sets.
+func deskCookies(t *testing.T, info demoInfo, agent string) []*http.Cookie {
+	t.Helper()
+	resp, err := http.Get(info.BaseURL + "/demo/agent?agent=" + url.QueryEscape(agent))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return resp.Cookies()
+}
+
+// deskCall POSTs a JSON body to the demo backend as the desktop page does, with cookies.
+func deskCall(t *testing.T, u, origin string, cookies []*http.Cookie, body string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Content-Type", "application/json")
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, string(data)
+}
+
+// TestDemoDeskAgentTokenNeedsTheDesk: the demo mints agent tokens only for its own agents, and
+// only for a caller holding that agent's desk cookie: a right Origin header alone, which any
+// client can write, is not enough, nor is another agent's cookie or a forged one.
+func TestDemoDeskAgentTokenNeedsTheDesk(t *testing.T) {
+	info := startDemo(t)
+	tokenURL := info.BaseURL + "/demo/api/agent-token"
+	own := deskCookies(t, info, "demo-agent")
+	require.NotEmpty(t, own)
+	for _, c := range own {
+		assert.True(t, c.HttpOnly, "the page's script never sees the cookie")
+		assert.Equal(t, http.SameSiteStrictMode, c.SameSite)
+	}
+	other := deskCookies(t, info, "agent-2")
+	forged := []*http.Cookie{{Name: own[0].Name, Value: strings.Repeat("A", len(own[0].Value))}}
+	cases := []struct {
+		name    string
+		cookies []*http.Cookie
+		body    string
+		status  int
+		code    string
+	}{
+		{"origin alone", nil, `{"agentId":"demo-agent"}`, http.StatusForbidden, "origin_forbidden"},
+		{"another agent's cookie", other, `{"agentId":"demo-agent"}`, http.StatusForbidden, "origin_forbidden"},
+		{"a forged cookie", forged, `{"agentId":"demo-agent"}`, http.StatusForbidden, "origin_forbidden"},
+		{"not a demo agent", own, `{"agentId":"agent-99"}`, http.StatusBadRequest, "validation_error"},
+		{"own cookie", own, `{"agentId":"demo-agent"}`, http.StatusOK, ""},
+		{"the other agent with its cookie", other, `{"agentId":"agent-2"}`, http.StatusOK, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := deskCall(t, tokenURL, info.BaseURL, tc.cookies, tc.body)
+			assert.Equal(t, tc.status, status, body)
+			if tc.code != "" {
+				assert.Equal(t, tc.code, errorCode(t, body))
+				assert.NotContains(t, body, "vp_at_")
+			} else {
+				assert.Contains(t, body, `"token":"vp_at_test_`)
+			}
+		})
+	}
+	status, _, body := demoCall(t, http.MethodGet, info.BaseURL+"/demo/agent?agent=agent-99", "", "", "")
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Equal(t, "validation_error", errorCode(t, body))
 }

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/paybridge/paybridge/bridge/bridgetest"
+	"github.com/paybridge/paybridge/config"
+)
+
+// TestServeTLS: with tls in the configuration the binary's server answers HTTPS with that
+// certificate (and nothing in clear), its public URL is https, and a pasted credential in a path
+// reaches neither the process log nor the answer.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "paybridge serve"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
+
+	cfg, err := config.Parse([]byte(`
+listen: 127.0.0.1:0
+dataDir: `+filepath.Join(dir, "data")+`
+masterKey: `+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))+`
+tls: {certFile: "`+certFile+`", keyFile: "`+keyFile+`"}
+merchants: [{id: acme}]
+`), nil)
+	require.NoError(t, err)
+	logs := &bridgetest.LogSink{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	a, err := newApp(cfg, appOptions{logger: newLogger(logs, "json", cfg.Log.SlogLevel()), listener: ln})
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(a.baseURL(), "https://127.0.0.1:"), a.baseURL())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Get(a.baseURL() + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "paybridge serve", resp.TLS.PeerCertificates[0].Subject.CommonName)
+
+	pasted := "vp_sk_live_" + strings.Repeat("Q", 30)
+	resp, err = client.Get(a.baseURL() + "/v1/" + pasted)
+	require.NoError(t, err)
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.NotContains(t, body.String(), pasted)
+	assert.Contains(t, logs.String(), "vp_sk_[redacted]", "the access log has the path, redacted")
+	logs.AssertNoSecrets(t, pasted)
+
+	plain, err := (&http.Client{Timeout: 10 * time.Second}).Get("http" + strings.TrimPrefix(a.baseURL(), "https") + "/healthz")
+	if err == nil {
+		plain.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, plain.StatusCode, "plain HTTP to the TLS port is refused")
+	}
+}
