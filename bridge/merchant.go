@@ -64,7 +64,7 @@ type VCCAccount struct {
 	ClientID                      string
 	ClientSecret                  string // secret
 	AccountConfigurationIDs       []int
-	DefaultAccountConfigurationID int
+	DefaultAccountConfigurationID *int // nil: none (VCC's own default); 0 is a real id
 	SkipCallTransfer              bool // testing only: VCC starts the session without a live call
 	// Gateway reads result data and writes paymentData for the merchant's PCI Pal flows; zero:
 	// DefaultProfile. GatewayByConfiguration overrides it per account configuration (each maps
@@ -73,10 +73,12 @@ type VCCAccount struct {
 	GatewayByConfiguration map[int]GatewayProfile
 }
 
-// Profile returns the gateway profile of account configuration id.
-func (a VCCAccount) Profile(id int) *GatewayProfile {
-	if p, ok := a.GatewayByConfiguration[id]; ok {
-		return &p
+// Profile returns the gateway profile of account configuration id (nil: VCC's default).
+func (a VCCAccount) Profile(id *int) *GatewayProfile {
+	if id != nil {
+		if p, ok := a.GatewayByConfiguration[*id]; ok {
+			return &p
+		}
 	}
 	if a.Gateway.Name == "" {
 		p := DefaultProfile()

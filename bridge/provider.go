@@ -17,7 +17,7 @@ type PaymentProvider interface {
 type ProviderRequest struct {
 	Channel                Channel
 	AgentID                string
-	AccountConfigurationID int // 0: let VCC use the account's default
+	AccountConfigurationID *int // nil: let VCC use the account's default; 0 is a real id
 	Amount                 int64
 	Currency               string
 	Country                string

@@ -274,11 +274,11 @@ func (s *Service) CheckCreate(ctx context.Context, in *CreateSessionInput) (*Mer
 		return nil, Errorf(CodeMerchantNotConfigured, "Merchant %q has no VCC credentials configured.", m.ID).
 			WithFix("Your paybridge operator must set the merchant's vcc.clientId, vcc.clientSecret, vcc.tokenUrl and vcc.apiBaseUrl (or vcc.region).")
 	}
-	if in.AccountConfigurationID == 0 {
-		in.AccountConfigurationID = m.VCC.DefaultAccountConfigurationID
-	} else if !m.VCC.AllowsConfiguration(in.AccountConfigurationID) {
+	if in.AccountConfigurationID == nil {
+		in.AccountConfigurationID = cloneInt(m.VCC.DefaultAccountConfigurationID)
+	} else if !m.VCC.AllowsConfiguration(*in.AccountConfigurationID) {
 		return nil, invalid("accountConfigurationId", "accountConfigurationId %d is not one this merchant allows (allowed: %s)",
-			in.AccountConfigurationID, joinInts(m.VCC.AccountConfigurationIDs)).
+			*in.AccountConfigurationID, joinInts(m.VCC.AccountConfigurationIDs)).
 			WithFix("Use one of the account configuration IDs Vonage supplied and your operator listed in vcc.accountConfigurationIds, or omit the field to use the default.")
 	}
 	return m, nil
@@ -459,7 +459,7 @@ func (s *Service) merchant(ctx context.Context, id string) (*Merchant, error) {
 
 func (s *Service) providerRequest(sess *Session, m *Merchant) *ProviderRequest {
 	return &ProviderRequest{
-		Channel: sess.Channel, AgentID: sess.AgentID, AccountConfigurationID: sess.AccountConfigurationID,
+		Channel: sess.Channel, AgentID: sess.AgentID, AccountConfigurationID: cloneInt(sess.AccountConfigurationID),
 		Amount: sess.Amount, Currency: sess.Currency, Country: sess.Country, Reference: sess.Reference,
 		Customer: sess.Customer, SkipCallTransfer: m.VCC.SkipCallTransfer && sess.Mode == ModeTest,
 	}

@@ -53,7 +53,7 @@ func newWorld(t *testing.T) *world {
 	acct := vccstub.DefaultAccount()
 	w.merchant = &bridge.Merchant{ID: "acme", Status: bridge.MerchantActive, VCC: bridge.VCCAccount{
 		TokenURL: w.stub.TokenURL(), APIBaseURL: w.stub.PaymentAPIURL(), ClientID: acct.ClientID, ClientSecret: acct.ClientSecret,
-		AccountConfigurationIDs: []int{1, 2}, DefaultAccountConfigurationID: 1,
+		AccountConfigurationIDs: []int{1, 2}, DefaultAccountConfigurationID: new(1),
 	}, Webhook: bridge.MerchantWebhook{URL: "https://crm.acme.test/hook", Secret: "whsec_test"}}
 
 	var err error

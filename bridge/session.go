@@ -140,7 +140,7 @@ type Session struct {
 	Amount                 int64             `json:"amount"`
 	Currency               string            `json:"currency"`
 	Country                string            `json:"country,omitempty"`
-	AccountConfigurationID int               `json:"accountConfigurationId,omitempty"`
+	AccountConfigurationID *int              `json:"accountConfigurationId,omitempty"` // nil: VCC's default
 	Reference              string            `json:"reference,omitempty"`
 	Customer               Customer          `json:"customer,omitzero"`
 	LineItems              []LineItem        `json:"lineItems,omitempty"`
@@ -274,6 +274,14 @@ func (s *Session) Handoff(lifetime time.Duration) *Handoff {
 	return h
 }
 
+// cloneInt returns a copy of p, so a copy of a session shares no memory with it.
+func cloneInt(p *int) *int {
+	if p == nil {
+		return nil
+	}
+	return new(*p)
+}
+
 // Clone returns a deep copy, so callers can change it without touching a shared value.
 func (s *Session) Clone() *Session {
 	c := *s
@@ -282,6 +290,7 @@ func (s *Session) Clone() *Session {
 		c.Attempts[i].SealedTokens = append([]byte(nil), s.Attempts[i].SealedTokens...)
 	}
 	c.LineItems = append([]LineItem(nil), s.LineItems...)
+	c.AccountConfigurationID = cloneInt(s.AccountConfigurationID)
 	if s.Metadata != nil {
 		c.Metadata = make(map[string]string, len(s.Metadata))
 		for k, v := range s.Metadata {

@@ -33,7 +33,7 @@ type CreateSessionInput struct {
 	Amount                 int64
 	Currency               string
 	Country                string
-	AccountConfigurationID int
+	AccountConfigurationID *int // nil: the merchant's default; 0 is a real id (production flows use it)
 	Reference              string
 	Customer               Customer
 	LineItems              []LineItem
@@ -78,8 +78,8 @@ func (in *CreateSessionInput) Validate() error {
 	default:
 		return invalid("channel", "channel must be %q or %q, got %q", ChannelAgentAssist, ChannelDigital, in.Channel)
 	}
-	if in.AccountConfigurationID < 0 {
-		return invalid("accountConfigurationId", "accountConfigurationId must be a positive integer")
+	if in.AccountConfigurationID != nil && *in.AccountConfigurationID < 0 {
+		return invalid("accountConfigurationId", "accountConfigurationId must be 0 or a positive integer")
 	}
 	if err := text("reference", in.Reference); err != nil {
 		return err

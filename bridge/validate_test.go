@@ -89,9 +89,10 @@ func TestCreateSessionInputValidate(t *testing.T) {
 		{"channel wrong case", func(in *bridge.CreateSessionInput) { in.Channel = "DIGITAL" }, bridge.CodeValidationError, "channel"},
 
 		// accountConfigurationId
-		{"accountConfigurationId 0 (default)", func(in *bridge.CreateSessionInput) { in.AccountConfigurationID = 0 }, "", ""},
-		{"accountConfigurationId 7", func(in *bridge.CreateSessionInput) { in.AccountConfigurationID = 7 }, "", ""},
-		{"accountConfigurationId -1", func(in *bridge.CreateSessionInput) { in.AccountConfigurationID = -1 }, bridge.CodeValidationError, "accountConfigurationId"},
+		{"accountConfigurationId not given (default)", func(in *bridge.CreateSessionInput) { in.AccountConfigurationID = nil }, "", ""},
+		{"accountConfigurationId 0, a real id", func(in *bridge.CreateSessionInput) { in.AccountConfigurationID = new(0) }, "", ""},
+		{"accountConfigurationId 7", func(in *bridge.CreateSessionInput) { in.AccountConfigurationID = new(7) }, "", ""},
+		{"accountConfigurationId -1", func(in *bridge.CreateSessionInput) { in.AccountConfigurationID = new(-1) }, bridge.CodeValidationError, "accountConfigurationId"},
 
 		// text fields
 		{"reference 255 runes", func(in *bridge.CreateSessionInput) { in.Reference = strings.Repeat("é", 255) }, "", ""},

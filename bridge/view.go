@@ -14,7 +14,7 @@ type SessionView struct {
 	Currency               string            `json:"currency"`
 	Country                string            `json:"country,omitempty"`
 	Channel                Channel           `json:"channel"`
-	AccountConfigurationID int               `json:"accountConfigurationId,omitempty"`
+	AccountConfigurationID *int              `json:"accountConfigurationId,omitempty"`
 	Reference              string            `json:"reference,omitempty"`
 	Attempt                int               `json:"attempt"`
 	CreatedAt              time.Time         `json:"createdAt"`
@@ -44,7 +44,7 @@ func (s *Session) View() *SessionView {
 		Currency:               s.Currency,
 		Country:                s.Country,
 		Channel:                s.Channel,
-		AccountConfigurationID: s.AccountConfigurationID,
+		AccountConfigurationID: cloneInt(s.AccountConfigurationID),
 		Reference:              s.Reference,
 		Attempt:                len(s.Attempts),
 		CreatedAt:              s.CreatedAt,

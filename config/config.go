@@ -166,6 +166,9 @@ type Merchant struct {
 	AllowedOrigins []string    `yaml:"allowedOrigins"` // agent desktop origins, scheme://host[:port]
 	Webhook        Webhook     `yaml:"webhook"`        // where outcomes are reported
 	VCCWebhook     VCCWebhook  `yaml:"vccWebhook"`     // how VCC authenticates its webhook calls
+	// FrameAnnouncement is what the merchant's PCI Pal flow posts to the agent desktop when its
+	// page has loaded, if Vonage / PCI Pal set up a PostMessage step; absent: nothing (as live).
+	FrameAnnouncement *FrameAnnouncement `yaml:"frameAnnouncement"`
 }
 
 // MerchantVCC is a merchant's VCC account.
@@ -177,13 +180,17 @@ type MerchantVCC struct {
 	ClientID   string `yaml:"clientId"`
 	// ClientSecret is a secret.
 	ClientSecret string `yaml:"clientSecret"`
-	// AccountConfigurationIDs are the payment configurations sessions may use; each > 0, unique.
-	// Empty allows whatever VCC accepts.
+	// AccountConfigurationIDs are the payment configurations sessions may use; each >= 0 (0 is
+	// a real id: production flows use it), unique. Empty allows whatever VCC accepts.
 	AccountConfigurationIDs []int `yaml:"accountConfigurationIds"`
 	// DefaultAccountConfigurationID is used when a request names none; default the first of
-	// AccountConfigurationIDs.
-	DefaultAccountConfigurationID int  `yaml:"defaultAccountConfigurationId"`
+	// AccountConfigurationIDs, or none (VCC's own default) when they are empty.
+	DefaultAccountConfigurationID *int `yaml:"defaultAccountConfigurationId"`
 	SkipCallTransfer              bool `yaml:"skipCallTransfer"` // testing only: no live call needed
+	// Gateway reads the result data of the merchant's PCI Pal flows (default cybersource);
+	// Gateways overrides it per account configuration id, since each maps to a flow.
+	Gateway  Gateway         `yaml:"gateway"`
+	Gateways map[int]Gateway `yaml:"gateways"`
 }
 
 // Webhook is a merchant's outbound webhook endpoint.
@@ -301,11 +308,11 @@ func (c *Config) ApplyDefaults() {
 				m.VCC.TokenURL = "https://" + m.VCC.Region + ".cc.vonage.com/Auth/connect/token"
 			}
 			if m.VCC.APIBaseURL == "" {
-				m.VCC.APIBaseURL = "https://" + m.VCC.Region + ".api.newvoicemedia.com/paymentapi"
+				m.VCC.APIBaseURL = "https://" + m.VCC.Region + ".api.newvoicemedia.com/globalpci"
 			}
 		}
-		if m.VCC.DefaultAccountConfigurationID == 0 && len(m.VCC.AccountConfigurationIDs) > 0 {
-			m.VCC.DefaultAccountConfigurationID = m.VCC.AccountConfigurationIDs[0]
+		if m.VCC.DefaultAccountConfigurationID == nil && len(m.VCC.AccountConfigurationIDs) > 0 {
+			m.VCC.DefaultAccountConfigurationID = new(m.VCC.AccountConfigurationIDs[0])
 		}
 	}
 }
@@ -331,6 +338,11 @@ func reachable(listen string) string {
 func (c *Config) BridgeMerchants() []*bridge.Merchant {
 	out := make([]*bridge.Merchant, 0, len(c.Merchants))
 	for _, m := range c.Merchants {
+		gateway, gateways := bridgeGateways(m.VCC)
+		var def *int
+		if d := m.VCC.DefaultAccountConfigurationID; d != nil {
+			def = new(*d)
+		}
 		out = append(out, &bridge.Merchant{
 			ID:     m.ID,
 			Name:   m.Name,
@@ -341,11 +353,14 @@ func (c *Config) BridgeMerchants() []*bridge.Merchant {
 				ClientID:                      m.VCC.ClientID,
 				ClientSecret:                  m.VCC.ClientSecret,
 				AccountConfigurationIDs:       slices.Clone(m.VCC.AccountConfigurationIDs),
-				DefaultAccountConfigurationID: m.VCC.DefaultAccountConfigurationID,
+				DefaultAccountConfigurationID: def,
 				SkipCallTransfer:              m.VCC.SkipCallTransfer,
+				Gateway:                       gateway,
+				GatewayByConfiguration:        gateways,
 			},
-			AllowedOrigins: slices.Clone(m.AllowedOrigins),
-			Webhook:        bridge.MerchantWebhook{URL: m.Webhook.URL, Secret: m.Webhook.Secret, PreviousSecret: m.Webhook.PreviousSecret},
+			FrameAnnouncement: bridgeAnnouncement(m.FrameAnnouncement),
+			AllowedOrigins:    slices.Clone(m.AllowedOrigins),
+			Webhook:           bridge.MerchantWebhook{URL: m.Webhook.URL, Secret: m.Webhook.Secret, PreviousSecret: m.Webhook.PreviousSecret},
 			VCCWebhook: bridge.VCCWebhookAuth{
 				ClientID:      m.VCCWebhook.ClientID,
 				ClientSecret:  m.VCCWebhook.ClientSecret,
@@ -465,12 +480,14 @@ func Demo(vccBaseURL string) *Config {
 		Status: StatusActive,
 		VCC: MerchantVCC{
 			TokenURL:                      vccBaseURL + "/Auth/connect/token",
-			APIBaseURL:                    vccBaseURL + "/paymentapi",
+			APIBaseURL:                    vccBaseURL + "/globalpci",
 			ClientID:                      DemoClientID,
 			ClientSecret:                  DemoClientSecret,
 			AccountConfigurationIDs:       []int{1, 2},
-			DefaultAccountConfigurationID: 1,
+			DefaultAccountConfigurationID: new(1),
 			SkipCallTransfer:              true,
+			// The stub VCC answers in CyberSource's shape, as VCC's documentation shows it.
+			Gateway: Gateway{Profile: "cybersource"},
 		},
 	}}
 	c.ApplyDefaults()

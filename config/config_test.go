@@ -90,7 +90,7 @@ func TestParseDefaults(t *testing.T) {
 		{"vcc.requestTimeout", c.VCC.RequestTimeout, 10 * time.Second},
 		{"vcc.maxRetries", c.VCC.MaxRetries, 3},
 		{"merchants[0].status", m.Status, "active"},
-		{"merchants[0].vcc.defaultAccountConfigurationId", m.VCC.DefaultAccountConfigurationID, 0},
+		{"merchants[0].vcc.defaultAccountConfigurationId", m.VCC.DefaultAccountConfigurationID, (*int)(nil)},
 	} {
 		t.Run(tt.name, func(t *testing.T) { assert.Equal(t, tt.want, tt.got) })
 	}
@@ -134,7 +134,7 @@ merchants:
     vcc: {accountConfigurationIds: [7, 3]}
 `), env(nil))
 	require.NoError(t, err)
-	assert.Equal(t, 7, c.Merchants[0].VCC.DefaultAccountConfigurationID)
+	assert.Equal(t, new(7), c.Merchants[0].VCC.DefaultAccountConfigurationID)
 }
 
 // An explicit value, even zero, is kept: zero is valid for some settings and an error for others.
@@ -278,14 +278,14 @@ func TestValidateRejects(t *testing.T) {
 			"merchants[0].vcc.apiBaseUrl: must be an absolute http(s) URL"},
 		{"vcc.apiBaseUrl plain http", func(c *config.Config) { c.Merchants[0].VCC.APIBaseURL = "http://vcc.example.com/paymentapi" },
 			"merchants[0].vcc.apiBaseUrl: must use https (http is allowed only for loopback hosts)"},
-		{"accountConfigurationIds not positive", func(c *config.Config) { c.Merchants[0].VCC.AccountConfigurationIDs = []int{1, 0} },
-			"merchants[0].vcc.accountConfigurationIds[1]: must be greater than 0, got 0"},
+		{"accountConfigurationIds negative (0 is a real id)", func(c *config.Config) { c.Merchants[0].VCC.AccountConfigurationIDs = []int{1, 0, -1} },
+			"merchants[0].vcc.accountConfigurationIds[2]: must be 0 or greater, got -1"},
 		{"accountConfigurationIds duplicate", func(c *config.Config) { c.Merchants[0].VCC.AccountConfigurationIDs = []int{1, 2, 1} },
 			"merchants[0].vcc.accountConfigurationIds[2]: duplicate 1"},
-		{"defaultAccountConfigurationId not listed", func(c *config.Config) { c.Merchants[0].VCC.DefaultAccountConfigurationID = 3 },
+		{"defaultAccountConfigurationId not listed", func(c *config.Config) { c.Merchants[0].VCC.DefaultAccountConfigurationID = new(3) },
 			"merchants[0].vcc.defaultAccountConfigurationId: must be one of accountConfigurationIds [1 2], got 3"},
-		{"defaultAccountConfigurationId negative", func(c *config.Config) { c.Merchants[1].VCC.DefaultAccountConfigurationID = -1 },
-			"merchants[1].vcc.defaultAccountConfigurationId: must be greater than 0, got -1"},
+		{"defaultAccountConfigurationId negative", func(c *config.Config) { c.Merchants[1].VCC.DefaultAccountConfigurationID = new(-1) },
+			"merchants[1].vcc.defaultAccountConfigurationId: must be 0 or greater, got -1"},
 		{"allowedOrigins with path", func(c *config.Config) { c.Merchants[0].AllowedOrigins[0] = "https://desk.acme.example/app" },
 			"merchants[0].allowedOrigins[0]: must be an origin: scheme://host[:port] with no path, such as https://desk.example.com"},
 		{"allowedOrigins trailing slash", func(c *config.Config) { c.Merchants[0].AllowedOrigins[0] = "https://desk.acme.example/" },
@@ -350,7 +350,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Merchants[0].VCCWebhook = config.VCCWebhook{SigningSecret: "s3cret"}
 		}},
 		{"default account configuration without a list", func(c *config.Config) {
-			c.Merchants[1].VCC.DefaultAccountConfigurationID = 9
+			c.Merchants[1].VCC.DefaultAccountConfigurationID = new(9)
 		}},
 		{"every status", func(c *config.Config) {
 			for _, s := range []string{"active", "pending_approval", "denied", "inactive"} {
@@ -608,11 +608,11 @@ func TestParseRegionFillsURLs(t *testing.T) {
 		name, vcc           string
 		wantToken, wantBase string
 	}{
-		{"emea", "{region: emea}", "https://emea.cc.vonage.com/Auth/connect/token", "https://emea.api.newvoicemedia.com/paymentapi"},
-		{"nam", "{region: nam}", "https://nam.cc.vonage.com/Auth/connect/token", "https://nam.api.newvoicemedia.com/paymentapi"},
-		{"apac", "{region: apac}", "https://apac.cc.vonage.com/Auth/connect/token", "https://apac.api.newvoicemedia.com/paymentapi"},
+		{"emea", "{region: emea}", "https://emea.cc.vonage.com/Auth/connect/token", "https://emea.api.newvoicemedia.com/globalpci"},
+		{"nam", "{region: nam}", "https://nam.cc.vonage.com/Auth/connect/token", "https://nam.api.newvoicemedia.com/globalpci"},
+		{"apac", "{region: apac}", "https://apac.cc.vonage.com/Auth/connect/token", "https://apac.api.newvoicemedia.com/globalpci"},
 		{"explicit token URL kept", "{region: nam, tokenUrl: 'https://nam.newvoicemedia.com/Auth/connect/token'}",
-			"https://nam.newvoicemedia.com/Auth/connect/token", "https://nam.api.newvoicemedia.com/paymentapi"},
+			"https://nam.newvoicemedia.com/Auth/connect/token", "https://nam.api.newvoicemedia.com/globalpci"},
 		{"explicit API base kept", "{region: apac, apiBaseUrl: 'https://apac.api.newvoicemedia.com/api'}",
 			"https://apac.cc.vonage.com/Auth/connect/token", "https://apac.api.newvoicemedia.com/api"},
 		{"no region", "{clientId: x}", "", ""},
@@ -684,12 +684,13 @@ func TestDemo(t *testing.T) {
 		Status: "active",
 		VCC: config.MerchantVCC{
 			TokenURL:                      "http://127.0.0.1:43210/Auth/connect/token",
-			APIBaseURL:                    "http://127.0.0.1:43210/paymentapi",
+			APIBaseURL:                    "http://127.0.0.1:43210/globalpci",
 			ClientID:                      "paybridge-sandbox",
 			ClientSecret:                  "sandbox-secret",
 			AccountConfigurationIDs:       []int{1, 2},
-			DefaultAccountConfigurationID: 1,
+			DefaultAccountConfigurationID: new(1),
 			SkipCallTransfer:              true,
+			Gateway:                       config.Gateway{Profile: "cybersource"},
 		},
 	}, c.Merchants[0])
 
@@ -840,11 +841,12 @@ func TestBridgeMerchants(t *testing.T) {
 		Status: bridge.MerchantActive,
 		VCC: bridge.VCCAccount{
 			TokenURL:                      "https://emea.cc.vonage.com/Auth/connect/token",
-			APIBaseURL:                    "https://emea.api.newvoicemedia.com/paymentapi",
+			APIBaseURL:                    "https://emea.api.newvoicemedia.com/globalpci",
 			ClientID:                      "acme-bridge",
 			ClientSecret:                  "s3cret-vcc",
 			AccountConfigurationIDs:       []int{1, 2},
-			DefaultAccountConfigurationID: 1,
+			DefaultAccountConfigurationID: new(1),
+			Gateway:                       bridge.DefaultProfile(),
 		},
 		AllowedOrigins: []string{"https://desk.acme.example"},
 		Webhook:        bridge.MerchantWebhook{URL: "https://crm.acme.example/hook", Secret: "whsec_s3cret"},

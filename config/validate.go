@@ -183,6 +183,7 @@ func (c *Config) Validate() error {
 			p.add(at("status"), "must be one of %s, got %q", strings.Join(merchantStatuses, ", "), m.Status)
 		}
 		validateMerchantVCC(&p, at("vcc"), m.VCC)
+		validateAnnouncement(&p, at("frameAnnouncement"), m.FrameAnnouncement)
 		for j, origin := range m.AllowedOrigins {
 			validateOrigin(&p, fmt.Sprintf("%s[%d]", at("allowedOrigins"), j), origin)
 		}
@@ -266,19 +267,21 @@ func validateMerchantVCC(p *problems, path string, v MerchantVCC) {
 	for k, id := range v.AccountConfigurationIDs {
 		itemPath := fmt.Sprintf("%s.accountConfigurationIds[%d]", path, k)
 		switch {
-		case id <= 0:
-			p.add(itemPath, "must be greater than 0, got %d", id)
+		case id < 0:
+			p.add(itemPath, "must be 0 or greater, got %d", id)
 		case seen[id]:
 			p.add(itemPath, "duplicate %d", id)
 		}
 		seen[id] = true
 	}
 	switch def := v.DefaultAccountConfigurationID; {
-	case def < 0:
-		p.add(path+".defaultAccountConfigurationId", "must be greater than 0, got %d", def)
-	case def > 0 && len(v.AccountConfigurationIDs) > 0 && !slices.Contains(v.AccountConfigurationIDs, def):
-		p.add(path+".defaultAccountConfigurationId", "must be one of accountConfigurationIds %v, got %d", v.AccountConfigurationIDs, def)
+	case def == nil:
+	case *def < 0:
+		p.add(path+".defaultAccountConfigurationId", "must be 0 or greater, got %d", *def)
+	case len(v.AccountConfigurationIDs) > 0 && !slices.Contains(v.AccountConfigurationIDs, *def):
+		p.add(path+".defaultAccountConfigurationId", "must be one of accountConfigurationIds %v, got %d", v.AccountConfigurationIDs, *def)
 	}
+	validateGateways(p, path, v)
 }
 
 // validateOrigin checks an allowed origin: scheme://host[:port] exactly as a browser sends it in

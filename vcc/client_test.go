@@ -32,7 +32,7 @@ func TestCreateSessionRequest(t *testing.T) {
 	}{
 		{
 			name: "agent assist, every field",
-			req: bridge.ProviderRequest{Channel: bridge.ChannelAgentAssist, AgentID: "agent-7", AccountConfigurationID: 2,
+			req: bridge.ProviderRequest{Channel: bridge.ChannelAgentAssist, AgentID: "agent-7", AccountConfigurationID: new(2),
 				Amount: 1240, Currency: "gbp", Country: "GB", Reference: "INV-42", Customer: full, SkipCallTransfer: true},
 			wantPath: "/paymentapi/v1/session",
 			wantBody: `{"agentId":"agent-7","accountConfigurationId":2,"skipCallTransfer":true,"paymentData":{
@@ -64,7 +64,7 @@ func TestCreateSessionRequest(t *testing.T) {
 		},
 		{
 			name: "digital never sends skipCallTransfer",
-			req: bridge.ProviderRequest{Channel: bridge.ChannelDigital, AgentID: "agent-7", AccountConfigurationID: 1,
+			req: bridge.ProviderRequest{Channel: bridge.ChannelDigital, AgentID: "agent-7", AccountConfigurationID: new(1),
 				Amount: 5, Currency: "GBP", SkipCallTransfer: true},
 			wantPath: "/paymentapi/v1/digitalsession",
 			wantBody: `{"agentId":"agent-7","accountConfigurationId":1,"paymentData":{"Amount":"0.05","Currency":"GBP"}}`,

@@ -30,8 +30,8 @@ const (
 type createRequest struct {
 	AgentID                string            `json:"agentId"`
 	PaymentData            map[string]string `json:"paymentData"`
-	AccountConfigurationID int               `json:"accountConfigurationId,omitempty"`
-	SkipCallTransfer       bool              `json:"skipCallTransfer,omitempty"` // agent_assist only
+	AccountConfigurationID *int              `json:"accountConfigurationId,omitempty"` // 0 is a real id
+	SkipCallTransfer       bool              `json:"skipCallTransfer,omitempty"`       // agent_assist only
 }
 
 // createResponse is VCC's answer to either create; digital sessions carry Link instead of the
@@ -114,7 +114,7 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 	// Debug: the service logs the session going active at info, after the handoff is pushed.
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "vcc session created",
 		slog.String("merchant", m.ID), slog.String("channel", string(channel)),
-		slog.String("sessionGuid", out.SessionGUID), slog.Int("accountConfigurationId", req.AccountConfigurationID))
+		slog.String("sessionGuid", out.SessionGUID), slog.Any("accountConfigurationId", req.AccountConfigurationID))
 	return &bridge.ProviderSession{
 		SessionGUID:       out.SessionGUID,
 		IframeURL:         out.IframeURL,

@@ -53,7 +53,7 @@ func newStubWorld(tb testing.TB) *stubWorld {
 				ClientID:                      acct.ClientID,
 				ClientSecret:                  acct.ClientSecret,
 				AccountConfigurationIDs:       acct.ConfigurationIDs,
-				DefaultAccountConfigurationID: acct.ConfigurationIDs[0],
+				DefaultAccountConfigurationID: new(acct.ConfigurationIDs[0]),
 			},
 		},
 		secret: acct.ClientSecret,
@@ -127,7 +127,9 @@ func TestStubDocumentedFailures(t *testing.T) {
 			}
 			require.NoError(t, w.stub.SetFaults(tt.faults))
 			req := gbpRequest()
-			req.AccountConfigurationID = tt.configID
+			if tt.configID != 0 {
+				req.AccountConfigurationID = new(tt.configID)
+			}
 
 			_, err := c.CreateSession(t.Context(), w.merchant, req)
 

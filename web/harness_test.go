@@ -99,7 +99,7 @@ func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 			VCC: bridge.VCCAccount{
 				TokenURL: h.vcc.TokenURL(), APIBaseURL: h.vcc.PaymentAPIURL(),
 				ClientID: acct.ClientID, ClientSecret: acct.ClientSecret,
-				AccountConfigurationIDs: []int{1, 2}, DefaultAccountConfigurationID: 1, SkipCallTransfer: true,
+				AccountConfigurationIDs: []int{1, 2}, DefaultAccountConfigurationID: new(1), SkipCallTransfer: true,
 			},
 			AllowedOrigins: []string{testOrigin},
 		},

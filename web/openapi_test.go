@@ -653,6 +653,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		open := create(simple)
 		sock.next("session.handoff")
 		h.control("PUT", "/_control/faults", map[string]any{"create": "http_503"})
+		h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 		sock.send(map[string]any{"type": "session.restart", "sessionId": open.ID})
 		sock.next("session.restarting")
 		sock.next("error")

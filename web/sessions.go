@@ -62,11 +62,11 @@ func (req *createSessionRequest) input(c *caller) (*bridge.CreateSessionInput, e
 	}
 	in.Amount = amount
 	if req.AccountConfigurationID != nil {
-		if *req.AccountConfigurationID <= 0 {
-			return nil, bridge.Errorf(bridge.CodeValidationError, "accountConfigurationId must be a positive integer, got %d", *req.AccountConfigurationID).
+		if *req.AccountConfigurationID < 0 {
+			return nil, bridge.Errorf(bridge.CodeValidationError, "accountConfigurationId must be 0 or a positive integer, got %d", *req.AccountConfigurationID).
 				WithParam("accountConfigurationId").WithFix(fieldFixes["accountConfigurationId"])
 		}
-		in.AccountConfigurationID = *req.AccountConfigurationID
+		in.AccountConfigurationID = req.AccountConfigurationID
 	}
 	if req.Customer != nil {
 		in.Customer = *req.Customer

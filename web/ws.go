@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/paybridge/paybridge/bridge"
 )
@@ -30,6 +31,15 @@ const (
 	msgFrameLoaded    = "frame.loaded"
 	msgFrameRefused   = "frame.refused"
 	msgSessionRestart = "session.restart"
+	msgSessionRefresh = "session.refresh"
+)
+
+// A socket may send socketMessagesPerSecond messages a second, in bursts of socketMessageBurst;
+// past that its messages are dropped (with at most one error a second): a browser has no reason
+// to send more, and each restart trigger costs a VCC create.
+const (
+	socketMessagesPerSecond = 10
+	socketMessageBurst      = 20
 )
 
 // maxClientMessage bounds what a browser may send in one message.
@@ -272,11 +282,19 @@ func (s *Server) recheckKey(ctx context.Context, key string, agent bridge.AgentR
 func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bridge.Subscription, agent bridge.AgentRef) {
 	deadline := func() { _ = conn.SetReadDeadline(time.Now().Add(s.pingInterval + s.pongTimeout)) }
 	conn.SetPongHandler(func(string) error { deadline(); return nil })
+	limit := rate.NewLimiter(socketMessagesPerSecond, socketMessageBurst)
+	complain := rate.NewLimiter(1, 1)
 	for {
 		deadline()
 		_, data, err := conn.ReadMessage()
 		if err != nil {
 			return
+		}
+		if !limit.Allow() {
+			if complain.Allow() {
+				s.sendError(sub, "", bridge.Errorf(bridge.CodeRateLimitExceeded, "This socket sends more than %d messages a second; the excess is dropped.", socketMessagesPerSecond))
+			}
+			continue
 		}
 		var msg clientMessage
 		if err := json.Unmarshal(data, &msg); err != nil {
@@ -297,7 +315,15 @@ func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bri
 				s.hub.Send(sub, &bridge.Event{Agent: agent, Type: bridge.EventHandoff, ID: bridge.NewEventID(), SessionID: sessionID, Data: current})
 			}
 		case msgSessionRestart:
-			_, actionErr = s.sessions.RestartSession(ctx, bridge.Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}, sessionID)
+			_, actionErr = s.sessions.RestartFromAgent(ctx, agent, sessionID)
+		case msgSessionRefresh:
+			// The widget is about to post this attempt's tokens into a frame again: renewed first
+			// if the provider session is past its lifetime, then answered to this socket.
+			var current *bridge.HandoffEventData
+			current, actionErr = s.sessions.RefreshSession(ctx, agent, sessionID, attempt)
+			if current != nil {
+				s.hub.Send(sub, &bridge.Event{Agent: agent, Type: bridge.EventHandoff, ID: bridge.NewEventID(), SessionID: sessionID, Data: current})
+			}
 		case msgAuth:
 			actionErr = bridge.Errorf(bridge.CodeValidationError, "This socket is already authenticated.")
 		default:

@@ -96,7 +96,7 @@ func fullSession() *bridge.Session {
 		Amount:                 99_999_999,
 		Currency:               "JPY",
 		Country:                "JP",
-		AccountConfigurationID: 42,
+		AccountConfigurationID: new(42),
 		Reference:              "INV-2026-0042",
 		Customer: bridge.Customer{
 			FirstName: "Ada", Surname: "Lovelace", Email: "ada@example.com", Phone: "+441234567890",
