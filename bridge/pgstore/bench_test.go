@@ -56,10 +56,20 @@ func BenchmarkWriters(b *testing.B) {
 // benchWrites runs b.N writes of op on s from writers goroutines and reports writes per second.
 func benchWrites(b *testing.B, s bridge.Store, op string, writers int) {
 	ctx := b.Context()
+	// Each writer's own session, created by the writers at once so that a pool has opened its
+	// connections before the clock starts.
 	own := make([]*bridge.Session, writers)
+	setup := make([]error, writers)
+	var ready sync.WaitGroup
 	for i := range own {
-		own[i] = testSession(i)
-		if err := s.CreateSession(ctx, own[i]); err != nil {
+		ready.Go(func() {
+			own[i] = testSession(i)
+			setup[i] = s.CreateSession(ctx, own[i])
+		})
+	}
+	ready.Wait()
+	for _, err := range setup {
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -243,8 +244,17 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 // TestNothingSecretInClear writes sessions with provider tokens in memory and checks every table
 // of the database: the tokens are there only sealed, as the session's JSON form carries them.
 func TestNothingSecretInClear(t *testing.T) {
+	// The test cluster trusts 127.0.0.1, so a password in the URL is accepted (and ignored): it
+	// is here to check that the store's log never repeats it.
+	const password = "pg-password-in-url"
+	u, err := neturl.Parse(pgtest.NewDatabase(t))
+	require.NoError(t, err)
+	u.User = neturl.UserPassword(u.User.Username(), password)
+	url := u.String()
 	var logs logBuffer
-	s, url := openTemp(t, pgstore.WithLogger(logs.logger()))
+	s, err := pgstore.Open(t.Context(), url, pgstore.WithLogger(logs.logger()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
 	ctx := t.Context()
 	sess := testSession(1)
 	require.NoError(t, s.CreateSession(ctx, sess))
@@ -271,6 +281,9 @@ func TestNothingSecretInClear(t *testing.T) {
 	for _, sealed := range []string{"sealed-tokens-1", "sealed-tokens-2"} {
 		assert.Contains(t, dump, base64.StdEncoding.EncodeToString([]byte(sealed)), "the sealed tokens are stored")
 	}
+	require.NoError(t, s.Close())
+	assert.Contains(t, logs.String(), "store opened")
+	assert.NotContains(t, logs.String(), password, "the connection password reached the log")
 	for _, secret := range []string{"bearer-plaintext-1", "refresh-plaintext-1", "bearer-plaintext-2", "refresh-plaintext-2", plainKey} {
 		assert.NotContains(t, dump, secret, "a secret is in the database in clear")
 		assert.NotContains(t, logs.String(), secret, "a secret reached the log")

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,17 @@ func NewDatabase(t testing.TB) string {
 		t.Fatalf("%s must be a postgres:// URL", EnvURL) // the value may hold a password: not repeated
 	}
 	name := "t_" + randomHex(8)
+	// The admin connection is a plain one: pgxpool's own parameters (pool_max_conns, ...) stay in
+	// the returned URL for the store's pool, but a server would refuse them.
+	adminURL := *u
+	q := adminURL.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	adminURL.RawQuery = q.Encode()
+	admin = adminURL.String()
 
 	// Its own short deadline rather than t.Context(), which is already done during Cleanup.
 	exec := func(sql string) error {
