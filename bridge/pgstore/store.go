@@ -125,7 +125,6 @@ func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // getDoc decodes the single json document query returns into a new T, or returns ErrNotFound
