@@ -23,11 +23,11 @@ const (
 	sqlSession       = `SELECT doc FROM sessions WHERE id = $1`
 	sqlSessionLock   = `SELECT doc FROM sessions WHERE id = $1 FOR UPDATE`
 	sqlSessionByGUID = `SELECT s.doc FROM session_guids g JOIN sessions s ON s.id = g.session_id WHERE g.guid = $1`
-	sqlOpenSessions  = `SELECT doc FROM sessions WHERE status IN ('pending', 'active') ORDER BY id`
-	sqlInsertSession = `INSERT INTO sessions (id, merchant_id, mode, agent_id, status, created_ns, version, doc)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	sqlOpenSessions  = `SELECT doc FROM sessions WHERE open ORDER BY id`
+	sqlInsertSession = `INSERT INTO sessions (id, merchant_id, mode, agent_id, status, created_ns, version, doc, open)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 	sqlUpdateSession = `UPDATE sessions SET merchant_id = $2, mode = $3, agent_id = $4, status = $5,
-		created_ns = $6, version = $7, doc = $8 WHERE id = $1`
+		created_ns = $6, version = $7, doc = $8, open = $9 WHERE id = $1`
 	sqlInsertGUIDs = `INSERT INTO session_guids (guid, session_id) SELECT unnest($2::text[]), $1`
 	sqlDeleteGUIDs = `DELETE FROM session_guids WHERE session_id = $1 AND guid = ANY($2::text[])`
 	sqlCursor      = `SELECT created_ns FROM sessions WHERE id = $1 AND merchant_id = $2 AND mode = $3`
@@ -207,7 +207,7 @@ func validSession(s *bridge.Session) error {
 
 // sessionArgs are the arguments of sqlInsertSession and sqlUpdateSession.
 func sessionArgs(s *bridge.Session, doc []byte) []any {
-	return []any{s.ID, s.MerchantID, string(s.Mode), s.AgentID, string(s.Status), nanos(s.CreatedAt), s.Version, string(doc)}
+	return []any{s.ID, s.MerchantID, string(s.Mode), s.AgentID, string(s.Status), nanos(s.CreatedAt), s.Version, string(doc), s.Open()}
 }
 
 // attemptGUIDs returns the distinct VCC session GUIDs of s's attempts; an attempt VCC never

@@ -440,4 +440,18 @@ func testOpenSessions(t *testing.T, s bridge.Store) {
 	assert.True(t, slices.ContainsFunc(open[0].Attempts, func(a bridge.Attempt) bool {
 		return a.SessionGUID == pending.Attempts[0].SessionGUID
 	}))
+
+	// A closed session still watched for a late payment is open until the watch ends.
+	_, err = s.UpdateSession(t.Context(), active.ID, func(c *bridge.Session, _ *bridge.Outbox) error {
+		c.WatchUntil = epoch.Add(2 * time.Hour)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{pending.ID, active.ID}, openIDs(), "a watched closed session is open")
+	_, err = s.UpdateSession(t.Context(), active.ID, func(c *bridge.Session, _ *bridge.Outbox) error {
+		c.WatchUntil = time.Time{}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{pending.ID}, openIDs(), "the watch over, it is closed")
 }

@@ -13,6 +13,7 @@ CREATE TABLE sessions (
     mode        text COLLATE "C" NOT NULL,
     agent_id    text COLLATE "C" NOT NULL,
     status      text COLLATE "C" NOT NULL,
+    open        boolean NOT NULL, -- Session.Open: pending, active, or closed and watched for a late payment
     created_ns  bigint NOT NULL,
     version     bigint NOT NULL,
     doc         json NOT NULL
@@ -22,8 +23,8 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_created ON sessions (merchant_id, mode, created_ns, id);
 CREATE INDEX sessions_by_agent ON sessions (merchant_id, mode, agent_id, created_ns, id);
 CREATE INDEX sessions_by_status ON sessions (merchant_id, mode, status, created_ns, id);
--- OpenSessions: only the pending and active ones, a small part of the table.
-CREATE INDEX sessions_open ON sessions (id) WHERE status IN ('pending', 'active');
+-- OpenSessions: only the open ones, a small part of the table.
+CREATE INDEX sessions_open ON sessions (id) WHERE open;
 
 -- Every attempt's VCC session GUID belongs to one session (SessionByGUID, and the webhook).
 CREATE TABLE session_guids (
