@@ -521,3 +521,5 @@ func TestGroupCommitConcurrentWritersAllLand(t *testing.T) {
 	assert.Equal(t, uint64(writers*perWriter*3-writers*perWriter/3), writes)
 	t.Logf("%d writes in %d transactions", writes, commits)
 }
+
+func init() { storeCommits = boltstore.Commits }
