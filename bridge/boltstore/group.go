@@ -131,7 +131,9 @@ func (g *group) lead(self *write) {
 			}
 		}
 		g.mu.Lock()
-		g.queue = append(requeue, g.queue...)
+		if len(requeue) > 0 {
+			g.queue = append(requeue, g.queue...)
+		}
 		if len(g.queue) > 0 {
 			g.queue[0].wake <- true // it leads the next round, with everything queued by then
 		} else {

@@ -314,6 +314,11 @@ func cmdline(pid int) string {
 
 // startProfile asks srv's process to start its CPU profile.
 func (srv *createsServer) startProfile(b *testing.B) {
+	for _, f := range []string{srv.profile, srv.profile + ".done"} { // an earlier run's
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			b.Fatal(err)
+		}
+	}
 	if err := srv.serve.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		b.Fatal(err)
 	}
