@@ -131,6 +131,9 @@ func createsServers(b *testing.B) []*createsServer {
 		if err != nil {
 			b.Fatal(err)
 		}
+		if !strings.Contains(string(cfg), "pollInterval: 100ms") {
+			b.Fatal("newWorld's config no longer sets pollInterval: 100ms; update BenchmarkCreates")
+		}
 		cfg = []byte(strings.Replace(string(cfg), "pollInterval: 100ms", "pollInterval: 1h", 1))
 		if err := os.WriteFile(srv.world.cfgPath, cfg, 0o600); err != nil {
 			b.Fatal(err)
