@@ -26,6 +26,7 @@ func (s *Store) ReserveIdempotency(ctx context.Context, rec *bridge.IdempotencyR
 	}
 	var existing *bridge.IdempotencyRecord
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		existing = nil // afresh on every run: the group commit may rerun this
 		cur, err := getIdempotency(tx, rec.Key)
 		switch {
 		case errors.Is(err, bridge.ErrNotFound):

@@ -41,8 +41,9 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*bridge.APIKey, 
 	return k, err
 }
 
-// UpdateAPIKey implements bridge.KeyStore. fn runs once, inside the write transaction, on a
-// private copy; an error from fn is returned unchanged and nothing is written.
+// UpdateAPIKey implements bridge.KeyStore. fn runs inside the write transaction on a private
+// copy, a fresh one each time should the group commit rerun it (see UpdateSession); an error from
+// fn is returned unchanged and nothing is written.
 func (s *Store) UpdateAPIKey(ctx context.Context, id string, fn func(*bridge.APIKey) error) (*bridge.APIKey, error) {
 	return keys.update(s, ctx, id, fn)
 }

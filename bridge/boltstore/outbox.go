@@ -45,8 +45,9 @@ func (s *Store) OutboxMessage(ctx context.Context, id string) (*bridge.OutboxMes
 	return outbox.read(s, ctx, id)
 }
 
-// UpdateOutbox implements bridge.OutboxStore. fn runs once, inside the write transaction, on a
-// private copy; an error from fn is returned unchanged and nothing is written.
+// UpdateOutbox implements bridge.OutboxStore. fn runs inside the write transaction on a private
+// copy, a fresh one each time should the group commit rerun it (see UpdateSession); an error from
+// fn is returned unchanged and nothing is written.
 func (s *Store) UpdateOutbox(ctx context.Context, id string, fn func(*bridge.OutboxMessage) error) (*bridge.OutboxMessage, error) {
 	return outbox.update(s, ctx, id, fn)
 }

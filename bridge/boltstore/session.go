@@ -47,9 +47,11 @@ func (s *Store) SessionByGUID(ctx context.Context, guid string) (*bridge.Session
 	return sess, err
 }
 
-// UpdateSession implements bridge.SessionStore. fn runs exactly once, inside the write
-// transaction: it must be quick and must not call the Store (bbolt has one writer at a time, so
-// that would deadlock). Concurrent updates of one session are serialised, never lost. The result
+// UpdateSession implements bridge.SessionStore. fn runs inside the write transaction: it must be
+// quick and must not call the Store (bbolt has one writer at a time, so that would deadlock). It
+// shares the transaction with concurrent writes (group commit), so if another of them fails the
+// transaction is rerun without it and fn runs again, on a fresh copy and a fresh Outbox: fn must
+// set whatever it reports outside afresh on each run. Only the last run's copy is written. Concurrent updates of one session are serialised, never lost. The result
 // is fn's copy as written, so in-memory fields fn set (an attempt's tokens) are still in it. The
 // outbox messages fn adds are written in the same transaction.
 func (s *Store) UpdateSession(ctx context.Context, id string, fn func(*bridge.Session, *bridge.Outbox) error) (*bridge.Session, error) {
