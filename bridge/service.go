@@ -203,8 +203,14 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 		ttl = s.defaultTTL
 	}
 	now := s.clock.Now().UTC()
+	id := in.SessionID
+	if id == "" {
+		id = NewSessionID(in.Mode)
+	} else if ModeOfSessionID(id) != in.Mode {
+		return nil, fmt.Errorf("bridge: session id %q is not a %s session id", id, in.Mode)
+	}
 	sess := &Session{
-		ID: NewSessionID(in.Mode), MerchantID: m.ID, Mode: in.Mode, AgentID: in.AgentID,
+		ID: id, MerchantID: m.ID, Mode: in.Mode, AgentID: in.AgentID,
 		Channel: in.Channel, Amount: in.Amount, Currency: in.Currency, Country: in.Country,
 		AccountConfigurationID: in.AccountConfigurationID, Reference: in.Reference,
 		Customer: in.Customer, LineItems: in.LineItems, Metadata: in.Metadata,
@@ -218,7 +224,11 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 		return nil, err
 	}
 	defer unlock()
-	if err := s.store.CreateSession(ctx, sess); err != nil {
+	if err := s.store.CreateSession(ctx, sess); errors.Is(err, ErrConflict) && in.SessionID != "" {
+		// Another run of the same idempotent request made it first (a retry racing a process
+		// that is not dead after all): that run owns the VCC call; answer what it made.
+		return nil, ErrDuplicateCreate
+	} else if err != nil {
 		return nil, fmt.Errorf("store session: %w", err)
 	}
 	s.tracker.track(sess, now.Add(pendingGrace))
@@ -258,6 +268,10 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 	s.logger.InfoContext(ctx, "session active", "session", stored.ID, "merchant", m.ID, "agent", stored.AgentID, "vccSession", ps.SessionGUID)
 	return stored, nil
 }
+
+// ErrDuplicateCreate is CreateSession's answer when the session id it was given exists already:
+// another run of the same idempotent request made the session.
+var ErrDuplicateCreate = errors.New("bridge: a session with this id exists: made by another run of the same request")
 
 // CheckCreate applies every rule a create must pass before VCC is called, the merchant's own
 // included (VCC credentials, allowed account configurations), and fills the defaults. A dry run

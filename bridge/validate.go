@@ -26,6 +26,9 @@ const (
 // CreateSessionInput is a validated-shape request to start a payment session. Web decodes the
 // JSON; Validate applies the rules that hold whatever the entry point.
 type CreateSessionInput struct {
+	// SessionID is the id to give the session; empty: a new one. An idempotent create fixes it
+	// before VCC is called, so a retry can find what the first run made.
+	SessionID              string
 	MerchantID             string
 	Mode                   Mode
 	AgentID                string

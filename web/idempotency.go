@@ -60,7 +60,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		sum := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + "\n" + string(body)))
 		hash := hex.EncodeToString(sum[:])
 
-		done, held, err := s.reserveIdempotency(r.Context(), scope, hash)
+		done, held, resourceID, err := s.reserveIdempotency(r.Context(), c, scope, hash)
 		if err != nil {
 			return err
 		}
@@ -87,6 +87,7 @@ func (s *Server) idempotent(h handlerFunc) handlerFunc {
 		}()
 
 		rec := &responseRecorder{header: w.Header(), status: http.StatusOK}
+		r = r.WithContext(context.WithValue(r.Context(), resourceIDKey{}, resourceID))
 		if err := h(rec, r); err != nil {
 			s.writeError(rec, r, err)
 		}
@@ -122,27 +123,38 @@ func idempotencyScope(c *caller, key string) string {
 	return c.Merchant.ID + "\x00" + string(c.Key.Mode) + "\x00" + c.Key.ID + "\x00" + agent + "\x00" + key
 }
 
-// reservation is what one attempt to reserve a scope found: exactly one field is set.
+// reservation is what one attempt to reserve a scope found: exactly one of held, replay, wait
+// and poll is set.
 type reservation struct {
-	held   chan struct{}             // the scope is now this request's; close when it finishes
-	replay *bridge.IdempotencyRecord // a finished response, its body opened
-	wait   <-chan struct{}           // closed when this process's first request finishes
-	poll   bool                      // another live process holds the scope
+	held       chan struct{}             // the scope is now this request's; close when it finishes
+	resourceID string                    // with held: the id what the request creates must take
+	replay     *bridge.IdempotencyRecord // a finished response, its body opened
+	wait       <-chan struct{}           // closed when this process's first request finishes
+	poll       bool                      // another live process holds the scope
+}
+
+// resourceIDKey is the context key of an idempotent request's resource id.
+type resourceIDKey struct{}
+
+// resourceIDOf returns the id an idempotent request must give what it creates, or "".
+func resourceIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(resourceIDKey{}).(string)
+	return id
 }
 
 // reserveIdempotency claims scope for this request, returning the channel its duplicates wait
-// on, or returns the finished record to replay, its body opened, waiting while another request
-// holds it.
-func (s *Server) reserveIdempotency(ctx context.Context, scope, hash string) (*bridge.IdempotencyRecord, chan struct{}, error) {
+// on and the resource id its creation must use, or returns the finished record to replay, its
+// body opened, waiting while another request holds it.
+func (s *Server) reserveIdempotency(ctx context.Context, c *caller, scope, hash string) (*bridge.IdempotencyRecord, chan struct{}, string, error) {
 	for {
-		res, err := s.tryReserve(ctx, scope, hash)
+		res, err := s.tryReserve(ctx, c, scope, hash)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		var wake <-chan time.Time
 		switch {
 		case res.held != nil || res.replay != nil:
-			return res.replay, res.held, nil
+			return res.replay, res.held, res.resourceID, nil
 		case res.poll:
 			wake = time.After(idempotencyPoll)
 		}
@@ -150,7 +162,7 @@ func (s *Server) reserveIdempotency(ctx context.Context, scope, hash string) (*b
 		case <-res.wait:
 		case <-wake:
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, nil, "", ctx.Err()
 		}
 	}
 }
@@ -158,14 +170,17 @@ func (s *Server) reserveIdempotency(ctx context.Context, scope, hash string) (*b
 // tryReserve makes one attempt at scope. It runs under the scope's lock, so that within this
 // process deciding a record is dead (or unreadable), releasing it and reserving anew is one step:
 // two requests can never both release and both run.
-func (s *Server) tryReserve(ctx context.Context, scope, hash string) (reservation, error) {
+func (s *Server) tryReserve(ctx context.Context, c *caller, scope, hash string) (reservation, error) {
 	mu := &s.reserveLocks[maphash.String(s.lockSeed, scope)%uint64(len(s.reserveLocks))]
 	mu.Lock()
 	defer mu.Unlock()
+	// Fixed before anyone is called, and kept across a dead process's reservation: a session
+	// made under it is found by a retry, and a second run can never make another.
+	resourceID := bridge.NewSessionID(c.Key.Mode)
 	for {
 		now := s.clock.Now()
 		existing, err := s.store.ReserveIdempotency(ctx, &bridge.IdempotencyRecord{
-			Key: scope, RequestHash: hash, CreatedAt: now, ExpiresAt: now.Add(s.idempotencyTTL)})
+			Key: scope, RequestHash: hash, CreatedAt: now, ExpiresAt: now.Add(s.idempotencyTTL), ResourceID: resourceID})
 		if err != nil {
 			return reservation{}, err
 		}
@@ -173,7 +188,7 @@ func (s *Server) tryReserve(ctx context.Context, scope, hash string) (reservatio
 		case existing == nil:
 			held := make(chan struct{})
 			s.inflight.Store(scope, held)
-			return reservation{held: held}, nil
+			return reservation{held: held, resourceID: resourceID}, nil
 		case existing.RequestHash != hash:
 			return reservation{}, bridge.Errorf(bridge.CodeValidationError, "This Idempotency-Key was already used with a different request.").
 				WithParam("Idempotency-Key").WithFix("Use a new Idempotency-Key for a new request; reuse a key only to retry the very same request.")
@@ -198,12 +213,44 @@ func (s *Server) tryReserve(ctx context.Context, scope, hash string) (reservatio
 			if !existing.CreatedAt.Before(s.started) && now.Sub(existing.CreatedAt) <= idempotencyStale {
 				return reservation{poll: true}, nil
 			}
+			if existing.ResourceID != "" {
+				// Whatever the dead run made keeps its id: if it stored the session (and so may
+				// have reached VCC), the retry answers that session; if not, the rerun makes it
+				// under the same id, so a run that was only slow cannot make a second.
+				resourceID = existing.ResourceID
+				if adopted, err := s.adoptSession(ctx, scope, resourceID); adopted != nil || err != nil {
+					return reservation{replay: adopted}, err
+				}
+			}
 			s.logger.WarnContext(ctx, "releasing an idempotency reservation whose process is gone", "reservedAt", existing.CreatedAt)
 		}
 		if err := s.store.ReleaseIdempotency(ctx, scope); err != nil && !errors.Is(err, bridge.ErrNotFound) {
 			return reservation{}, err
 		}
 	}
+}
+
+// adoptSession answers a retry of a create whose first run died after storing session id: the
+// session as it stands now, recorded as the key's response so later retries replay it. Nil when
+// the first run never stored it.
+func (s *Server) adoptSession(ctx context.Context, scope, id string) (*bridge.IdempotencyRecord, error) {
+	sess, err := s.store.Session(ctx, id)
+	if errors.Is(err, bridge.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(sess.View())
+	if err != nil {
+		return nil, err
+	}
+	body = append(body, '\n')
+	if err := s.store.CompleteIdempotency(ctx, scope, http.StatusCreated, s.keyring.Seal(body, []byte(scope))); err != nil {
+		return nil, err
+	}
+	s.logger.WarnContext(ctx, "idempotent retry answered with the session its dead first run made", "session", id, "status", sess.Status)
+	return &bridge.IdempotencyRecord{Key: scope, Done: true, Status: http.StatusCreated, Body: body}, nil
 }
 
 // finishInflight wakes the duplicates waiting on this process's request for scope. It runs after

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/vcc"
 	"github.com/paybridge/paybridge/web"
 )
 
@@ -342,4 +344,67 @@ func doAt(t *testing.T, base, method, path, key string, body any, headers ...str
 	out, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return &response{Status: resp.StatusCode, Header: resp.Header, Body: out}
+}
+
+// diesBeforeStoring is the store of a process killed after reserving an Idempotency-Key and
+// before it stored the session: VCC was never called.
+type diesBeforeStoring struct{ diesMidRequest }
+
+func (diesBeforeStoring) CreateSession(context.Context, *bridge.Session) error {
+	return errors.New("killed before the session was stored")
+}
+
+// TestIdempotentCreateSurvivesACrash (issue 9): a retry of a create whose first run died
+// returns the session that run made, whatever became of it, and never makes a second VCC
+// session; a first run that died before storing anything is run again under the same session id.
+func TestIdempotentCreateSurvivesACrash(t *testing.T) {
+	body := map[string]any{"agentId": "agent-1", "amount": 1240, "currency": "GBP"}
+	t.Run("died after VCC answered", func(t *testing.T) {
+		h := newHarness(t)
+		dead := h.extraServer(func(o *web.Options) { o.Store = diesMidRequest{h.store} })
+		first := doAt(t, dead, "POST", "/v1/sessions", h.secretKey, body, "Idempotency-Key", "order-1")
+		require.Equal(t, http.StatusCreated, first.Status, "%s", first.Body)
+		made := first.Session(t)
+
+		h.clock.Advance(time.Second)
+		restarted := h.extraServer(nil)
+		retry := doAt(t, restarted, "POST", "/v1/sessions", h.secretKey, body, "Idempotency-Key", "order-1")
+		require.Equal(t, http.StatusCreated, retry.Status, "%s", retry.Body)
+		assert.Equal(t, made.ID, retry.Session(t).ID, "the first run's session")
+		assert.Equal(t, 1, h.vcc.Stats().CreateSession, "no second VCC session")
+		again := doAt(t, restarted, "POST", "/v1/sessions", h.secretKey, body, "Idempotency-Key", "order-1")
+		assert.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+		assert.Equal(t, made.ID, again.Session(t).ID)
+		assert.Equal(t, 1, h.vcc.Stats().CreateSession)
+	})
+	t.Run("died before storing the session", func(t *testing.T) {
+		h := newHarness(t)
+		dead := h.extraServer(func(o *web.Options) {
+			o.Store = diesBeforeStoring{diesMidRequest{h.store}}
+			svc, err := bridge.NewService(bridge.ServiceOptions{Store: o.Store, Merchants: bridge.StaticMerchants{h.merchant},
+				Provider: vcc.New(vcc.Options{Clock: h.clock}), Publisher: h.hub, Keyring: o.Keyring, Clock: h.clock})
+			require.NoError(t, err)
+			o.Sessions = svc
+		})
+		first := doAt(t, dead, "POST", "/v1/sessions", h.secretKey, body, "Idempotency-Key", "order-2")
+		require.Equal(t, http.StatusInternalServerError, first.Status, "%s", first.Body)
+		require.Equal(t, 0, h.vcc.Stats().CreateSession)
+
+		h.clock.Advance(time.Second)
+		restarted := h.extraServer(nil)
+		retry := doAt(t, restarted, "POST", "/v1/sessions", h.secretKey, body, "Idempotency-Key", "order-2")
+		require.Equal(t, http.StatusCreated, retry.Status, "%s", retry.Body)
+		rec, err := h.store.IdempotencyRecord(context.Background(), idempotencyScopeOf(t, h, "order-2"), h.clock.Now())
+		require.NoError(t, err)
+		assert.Equal(t, rec.ResourceID, retry.Session(t).ID, "run again under the id fixed before the first run")
+		assert.Equal(t, 1, h.vcc.Stats().CreateSession)
+	})
+}
+
+// idempotencyScopeOf is the store key of Idempotency-Key key sent with the harness's secret key.
+func idempotencyScopeOf(t *testing.T, h *harness, key string) string {
+	t.Helper()
+	k, err := h.store.APIKeyByHash(context.Background(), bridge.HashSecret(h.secretKey))
+	require.NoError(t, err)
+	return k.MerchantID + "\x00" + string(k.Mode) + "\x00" + k.ID + "\x00\x00" + key
 }

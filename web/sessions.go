@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -123,7 +124,12 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err := s.limitPerKey(w, c); err != nil {
 		return err
 	}
+	in.SessionID = resourceIDOf(r.Context())
 	sess, err := s.sessions.CreateSession(r.Context(), in)
+	if errors.Is(err, bridge.ErrDuplicateCreate) {
+		// The same idempotent request, run by a process this one took for dead, made it first.
+		sess, err = s.sessions.SettledSession(r.Context(), c.scope(), in.SessionID)
+	}
 	if err != nil {
 		return err
 	}

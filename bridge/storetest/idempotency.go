@@ -39,7 +39,9 @@ func mustReserve(t *testing.T, s bridge.Store, rec *bridge.IdempotencyRecord) {
 
 func testIdempotencyReserve(t *testing.T, s bridge.Store) {
 	const key = "acme/test/order-1"
-	mustReserve(t, s, newRecord(key, "hash-1", epoch))
+	first := newRecord(key, "hash-1", epoch)
+	first.ResourceID = "vp_cs_test_0000000000000001"
+	mustReserve(t, s, first)
 	mustReserve(t, s, newRecord("acme/live/order-1", "hash-9", epoch)) // another scope, another key
 
 	// A duplicate while the first is in flight sees the reservation.
@@ -51,6 +53,7 @@ func testIdempotencyReserve(t *testing.T, s bridge.Store) {
 	assert.False(t, existing.Done)
 	assert.True(t, existing.CreatedAt.Equal(epoch))
 	assert.True(t, existing.ExpiresAt.Equal(epoch.Add(idempotencyTTL)))
+	assert.Equal(t, first.ResourceID, existing.ResourceID, "the first request's resource id is kept")
 
 	body := []byte(`{"id":"vp_cs_test_0000000000000001","object":"session"}`)
 	require.NoError(t, s.CompleteIdempotency(t.Context(), key, 201, body))

@@ -58,6 +58,7 @@ CREATE TABLE idempotency (
     key          bytea PRIMARY KEY,
     request_hash text NOT NULL,
     done         boolean NOT NULL,
+    resource_id  text NOT NULL DEFAULT '',
     status       integer NOT NULL,
     body         bytea,
     created_ns   bigint NOT NULL,
