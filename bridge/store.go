@@ -103,17 +103,17 @@ type OutboxStore interface {
 
 // IdempotencyRecord remembers the first response to a request sent with an Idempotency-Key.
 type IdempotencyRecord struct {
-	Key         string    `json:"key"`         // scope (merchant, mode) + the client's key
-	RequestHash string    `json:"requestHash"` // hash of method, path and body
-	Done        bool      `json:"done"`        // false while the first request is in flight
+	Key         string `json:"key"`         // scope (merchant, mode) + the client's key
+	RequestHash string `json:"requestHash"` // hash of method, path and body
+	Done        bool   `json:"done"`        // false while the first request is in flight
 	// ResourceID is the id the first request gives what it creates (a session id), fixed
 	// before it calls anyone: a retry after the first request's process died finds the
 	// session it made, whatever became of it, instead of making a second one.
-	ResourceID string `json:"resourceId,omitempty"`
-	Status      int       `json:"status,omitempty"`
-	Body        []byte    `json:"body,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
-	ExpiresAt   time.Time `json:"expiresAt"`
+	ResourceID string    `json:"resourceId,omitempty"`
+	Status     int       `json:"status,omitempty"`
+	Body       []byte    `json:"body,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
 }
 
 // IdempotencyStore holds idempotency records.
