@@ -117,8 +117,12 @@ func (s *Service) carryOut(ctx context.Context, sess *Session, m *Merchant, act 
 // session.restarting, then the new handoff.
 func (s *Service) startAttempt(ctx context.Context, sess *Session, m *Merchant, act action) (*Session, error) {
 	cur := sess.Current()
+	withCustomer := sess.Clone()
+	if err := s.openCustomer(withCustomer); err != nil {
+		return nil, err
+	}
 	s.publish(sess, EventRestarting, "", SessionEventData{Session: sess.View(), Reason: string(act.reason)})
-	ps, err := s.provider.CreateSession(ctx, m, s.providerRequest(sess, m))
+	ps, err := s.provider.CreateSession(ctx, m, s.providerRequest(withCustomer, m))
 	if err != nil {
 		pub := AsError(err)
 		s.logger.WarnContext(ctx, "vcc create for restart failed", "session", sess.ID, "code", pub.Code, "err", err)

@@ -1,7 +1,9 @@
 package bridge_test
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/vcc"
 )
 
 // drain returns the types of the events a subscription holds now.
@@ -199,4 +202,47 @@ func TestReconcile(t *testing.T) {
 	require.Equal(t, bridge.StatusSucceeded, w.get(twice.ID).Status)
 	w.complete(first, bridge.DecisionAccept)
 	assert.Equal(t, []string{bridge.DiscrepancyPaidTwice}, kinds(w), "the customer paid on both pages")
+}
+
+// recordingProvider passes calls to the real VCC client and keeps every create request.
+type recordingProvider struct {
+	bridge.PaymentProvider
+	creates []bridge.ProviderRequest
+}
+
+func (p *recordingProvider) CreateSession(ctx context.Context, m *bridge.Merchant, req *bridge.ProviderRequest) (*bridge.ProviderSession, error) {
+	p.creates = append(p.creates, *req)
+	return p.PaymentProvider.CreateSession(ctx, m, req)
+}
+
+// TestCustomerSealedAtRest: the customer's personal data never reaches the data file in clear,
+// yet a restart (a new VCC session) still sends it to VCC.
+func TestCustomerSealedAtRest(t *testing.T) {
+	w := newWorld(t)
+	rec := &recordingProvider{PaymentProvider: vcc.New(vcc.Options{Clock: w.clock, RequestTimeout: 2 * time.Second, MaxRetries: -1})}
+	svc, err := bridge.NewService(bridge.ServiceOptions{Store: w.store, Merchants: bridge.StaticMerchants{w.merchant},
+		Publisher: w.hub, Keyring: w.keyring, Clock: w.clock, Provider: rec})
+	require.NoError(t, err)
+	customer := bridge.Customer{FirstName: "Ada", Surname: "Lovelace", Email: "ada.lovelace@example.com", Phone: "+447700900123",
+		Street1: "12 St James's Square", City: "Westminster", Postcode: "SW1Y 4JH"}
+	s, err := svc.CreateSession(w.ctx, &bridge.CreateSessionInput{MerchantID: "acme", Mode: bridge.ModeTest,
+		AgentID: "agent-1", Amount: 1240, Currency: "GBP", Customer: customer})
+	require.NoError(t, err)
+	w.clock.Advance(bridge.DefaultBrowserRestartEvery)
+	_, err = svc.RestartSession(w.ctx, bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}, s.ID)
+	require.NoError(t, err)
+
+	require.Len(t, rec.creates, 2)
+	assert.Equal(t, customer, rec.creates[0].Customer)
+	assert.Equal(t, customer, rec.creates[1].Customer, "the restart's VCC request still has the customer")
+	stored := w.get(s.ID)
+	assert.Equal(t, bridge.Customer{}, stored.Customer, "read back sealed")
+	assert.NotEmpty(t, stored.SealedCustomer)
+
+	require.NoError(t, w.store.Close())
+	data, err := os.ReadFile(w.storePath)
+	require.NoError(t, err)
+	for _, v := range []string{customer.Surname, customer.Email, customer.Phone, customer.Street1, customer.City, customer.Postcode} {
+		assert.NotContains(t, string(data), v, "customer data in clear in the data file")
+	}
 }

@@ -213,7 +213,7 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 		ID: id, MerchantID: m.ID, Mode: in.Mode, AgentID: in.AgentID,
 		Channel: in.Channel, Amount: in.Amount, Currency: in.Currency, Country: in.Country,
 		AccountConfigurationID: in.AccountConfigurationID, Reference: in.Reference,
-		Customer: in.Customer, LineItems: in.LineItems, Metadata: in.Metadata,
+		Customer: in.Customer, SealedCustomer: s.sealCustomer(id, in.Customer), LineItems: in.LineItems, Metadata: in.Metadata,
 		SuccessURL: in.SuccessURL, CancelURL: in.CancelURL,
 		Status: StatusPending, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl),
 	}
@@ -495,6 +495,31 @@ func (s *Service) newAttempt(sessionID string, n int, ps *ProviderSession, now t
 
 func sealContext(sessionID string, attempt int) []byte {
 	return []byte(sessionID + "#" + strconv.Itoa(attempt))
+}
+
+// sealCustomer seals the customer's personal data for storage, bound to the session; nil when
+// there is none.
+func (s *Service) sealCustomer(sessionID string, c Customer) []byte {
+	if c == (Customer{}) {
+		return nil
+	}
+	plain, _ := json.Marshal(c)
+	return s.keyring.Seal(plain, []byte(sessionID+"#customer"))
+}
+
+// openCustomer fills sess.Customer from its sealed form, for a new attempt's VCC request.
+func (s *Service) openCustomer(sess *Session) error {
+	if len(sess.SealedCustomer) == 0 || sess.Customer != (Customer{}) {
+		return nil
+	}
+	plain, err := s.keyring.Open(sess.SealedCustomer, []byte(sess.ID+"#customer"))
+	if err == nil {
+		err = json.Unmarshal(plain, &sess.Customer)
+	}
+	if err != nil {
+		return Errorf(CodeSessionIntegrityError, "The customer details of session %s could not be opened.", sess.ID).WithCause(err)
+	}
+	return nil
 }
 
 // openTokens fills the current attempt's tokens from their sealed form.

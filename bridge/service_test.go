@@ -24,15 +24,16 @@ import (
 // world is the Service on the real store and VCC client, against the stubs, with one clock moved
 // by hand and no background loop: tests call Sweep, so every step is deterministic.
 type world struct {
-	t        *testing.T
-	clock    *bridgetest.ManualClock
-	store    *boltstore.Store
-	hub      *bridge.Hub
-	keyring  *bridge.Keyring
-	svc      *bridge.Service
-	stub     *vccstub.Server
-	merchant *bridge.Merchant
-	ctx      context.Context
+	t         *testing.T
+	clock     *bridgetest.ManualClock
+	store     *boltstore.Store
+	hub       *bridge.Hub
+	keyring   *bridge.Keyring
+	storePath string
+	svc       *bridge.Service
+	stub      *vccstub.Server
+	merchant  *bridge.Merchant
+	ctx       context.Context
 }
 
 var start = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
@@ -57,7 +58,8 @@ func newWorld(t *testing.T) *world {
 	}, Webhook: bridge.MerchantWebhook{URL: "https://crm.acme.test/hook", Secret: "whsec_test"}}
 
 	var err error
-	w.store, err = boltstore.Open(filepath.Join(t.TempDir(), "db"), boltstore.Options{})
+	w.storePath = filepath.Join(t.TempDir(), "db")
+	w.store, err = boltstore.Open(w.storePath, boltstore.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = w.store.Close() })
 	keyring, err := bridge.NewKeyring(bytes.Repeat([]byte{3}, 32))

@@ -142,7 +142,10 @@ type Session struct {
 	Country                string            `json:"country,omitempty"`
 	AccountConfigurationID *int              `json:"accountConfigurationId,omitempty"` // nil: VCC's default
 	Reference              string            `json:"reference,omitempty"`
-	Customer               Customer          `json:"customer,omitzero"`
+	// Customer is personal data: in memory only, like the provider tokens; it reaches storage
+	// sealed (SealedCustomer), so the data file never holds it in clear.
+	Customer               Customer          `json:"-"`
+	SealedCustomer         []byte            `json:"sealedCustomer,omitempty"`
 	LineItems              []LineItem        `json:"lineItems,omitempty"`
 	Metadata               map[string]string `json:"metadata,omitempty"`
 	SuccessURL             string            `json:"successUrl,omitempty"`
@@ -290,6 +293,7 @@ func (s *Session) Clone() *Session {
 		c.Attempts[i].SealedTokens = append([]byte(nil), s.Attempts[i].SealedTokens...)
 	}
 	c.LineItems = append([]LineItem(nil), s.LineItems...)
+	c.SealedCustomer = append([]byte(nil), s.SealedCustomer...)
 	c.AccountConfigurationID = cloneInt(s.AccountConfigurationID)
 	if s.Metadata != nil {
 		c.Metadata = make(map[string]string, len(s.Metadata))

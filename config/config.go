@@ -112,6 +112,12 @@ type Provider struct {
 	MaxAttempts     int           `yaml:"maxAttempts"`     // default 5, 1..20
 	PollInterval    time.Duration `yaml:"pollInterval"`    // default 2s, at least 100ms
 	PollConcurrency int           `yaml:"pollConcurrency"` // default 8, 1..256
+	// BrowserRestartEvery rations restarts an agent's socket asks for: an attempt younger than
+	// this is not restarted from the browser. Default 5s, 1s..1m.
+	BrowserRestartEvery time.Duration `yaml:"browserRestartEvery"`
+	// VCCRetention is how long VCC keeps a provider session's result, so how long attempts of a
+	// closed session are still asked about for a late payment. Default 15m, 1m..24h.
+	VCCRetention time.Duration `yaml:"vccRetention"`
 }
 
 // Sessions tunes paybridge sessions.
@@ -236,10 +242,12 @@ func base() *Config {
 			MaxUnauthenticatedPerIP: 32,
 		},
 		Provider: Provider{
-			SessionLifetime: 15 * time.Minute,
-			MaxAttempts:     5,
-			PollInterval:    2 * time.Second,
-			PollConcurrency: 8,
+			SessionLifetime:     15 * time.Minute,
+			MaxAttempts:         5,
+			PollInterval:        2 * time.Second,
+			PollConcurrency:     8,
+			BrowserRestartEvery: 5 * time.Second,
+			VCCRetention:        15 * time.Minute,
 		},
 		Sessions:    Sessions{DefaultTTL: 30 * time.Minute},
 		AgentTokens: AgentTokens{DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour},

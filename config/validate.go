@@ -126,6 +126,8 @@ func (c *Config) Validate() error {
 		p.add("provider.pollInterval", "must be at least 100ms, got %s", fmtDuration(c.Provider.PollInterval))
 	}
 	p.intRange("provider.pollConcurrency", c.Provider.PollConcurrency, 1, 256)
+	p.durationRange("provider.browserRestartEvery", c.Provider.BrowserRestartEvery, time.Second, time.Minute)
+	p.durationRange("provider.vccRetention", c.Provider.VCCRetention, time.Minute, 24*time.Hour)
 
 	p.durationRange("sessions.defaultTTL", c.Sessions.DefaultTTL, 5*time.Minute, time.Hour)
 

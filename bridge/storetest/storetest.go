@@ -102,6 +102,7 @@ func fullSession() *bridge.Session {
 			FirstName: "Ada", Surname: "Lovelace", Email: "ada@example.com", Phone: "+441234567890",
 			Street1: "12 St James's Square", City: "London", Postcode: "SW1Y 4JH",
 		},
+		SealedCustomer: []byte("sealed customer"),
 		LineItems:  []bridge.LineItem{{Name: "Gas", Quantity: 1, UnitAmount: 99_000_000}, {Name: "Meter", Quantity: 9999, UnitAmount: 99}},
 		Metadata:   map[string]string{"crm": "case-1", "note": "ünïcødé ✓"},
 		SuccessURL: "https://crm.acme.example/ok",
@@ -135,6 +136,7 @@ func stored(s *bridge.Session) *bridge.Session {
 	for i := range c.Attempts {
 		c.Attempts[i].BearerToken, c.Attempts[i].RefreshToken = "", ""
 	}
+	c.Customer = bridge.Customer{} // personal data reaches storage sealed only
 	return c
 }
 

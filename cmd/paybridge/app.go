@@ -92,7 +92,8 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		Clock: clock, Logger: a.logger,
 		ProviderLifetime: cfg.Provider.SessionLifetime, MaxAttempts: cfg.Provider.MaxAttempts,
 		DefaultTTL: cfg.Sessions.DefaultTTL, PollInterval: cfg.Provider.PollInterval,
-		PollConcurrency: cfg.Provider.PollConcurrency,
+		PollConcurrency: cfg.Provider.PollConcurrency, BrowserRestartEvery: cfg.Provider.BrowserRestartEvery,
+		LateWatch: cfg.Provider.VCCRetention,
 	})
 	if err != nil {
 		return nil, err
