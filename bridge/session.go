@@ -132,31 +132,31 @@ type Failure struct {
 // Session is one payment an agent takes on a call. It is stored as JSON; the fields are the
 // storage form, and View gives the public one.
 type Session struct {
-	ID                     string            `json:"id"`
-	MerchantID             string            `json:"merchantId"`
-	Mode                   Mode              `json:"mode"`
-	AgentID                string            `json:"agentId"`
-	Channel                Channel           `json:"channel"`
-	Amount                 int64             `json:"amount"`
-	Currency               string            `json:"currency"`
-	Country                string            `json:"country,omitempty"`
-	AccountConfigurationID *int              `json:"accountConfigurationId,omitempty"` // nil: VCC's default
-	Reference              string            `json:"reference,omitempty"`
+	ID                     string  `json:"id"`
+	MerchantID             string  `json:"merchantId"`
+	Mode                   Mode    `json:"mode"`
+	AgentID                string  `json:"agentId"`
+	Channel                Channel `json:"channel"`
+	Amount                 int64   `json:"amount"`
+	Currency               string  `json:"currency"`
+	Country                string  `json:"country,omitempty"`
+	AccountConfigurationID *int    `json:"accountConfigurationId,omitempty"` // nil: VCC's default
+	Reference              string  `json:"reference,omitempty"`
 	// Customer is personal data: in memory only, like the provider tokens; it reaches storage
 	// sealed (SealedCustomer), so the data file never holds it in clear.
-	Customer               Customer          `json:"-"`
-	SealedCustomer         []byte            `json:"sealedCustomer,omitempty"`
-	LineItems              []LineItem        `json:"lineItems,omitempty"`
-	Metadata               map[string]string `json:"metadata,omitempty"`
-	SuccessURL             string            `json:"successUrl,omitempty"`
-	CancelURL              string            `json:"cancelUrl,omitempty"`
-	Status                 Status            `json:"status"`
-	CreatedAt              time.Time         `json:"createdAt"`
-	UpdatedAt              time.Time         `json:"updatedAt"`
-	ExpiresAt              time.Time         `json:"expiresAt"`
-	Attempts               []Attempt         `json:"attempts,omitempty"`
-	Result                 *Result           `json:"result,omitempty"`
-	Failure                *Failure          `json:"failure,omitempty"`
+	Customer       Customer          `json:"-"`
+	SealedCustomer []byte            `json:"sealedCustomer,omitempty"`
+	LineItems      []LineItem        `json:"lineItems,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	SuccessURL     string            `json:"successUrl,omitempty"`
+	CancelURL      string            `json:"cancelUrl,omitempty"`
+	Status         Status            `json:"status"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	UpdatedAt      time.Time         `json:"updatedAt"`
+	ExpiresAt      time.Time         `json:"expiresAt"`
+	Attempts       []Attempt         `json:"attempts,omitempty"`
+	Result         *Result           `json:"result,omitempty"`
+	Failure        *Failure          `json:"failure,omitempty"`
 	// WatchUntil is until when VCC is still asked about a closed session's attempts: VCC cannot
 	// end a provider session, so one may yet be paid after the session ended here. Zero once
 	// nothing can arrive any more.
