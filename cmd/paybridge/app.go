@@ -176,8 +176,11 @@ func (a *app) run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.server.Shutdown(shutdown)
-	if serr := srv.Shutdown(shutdown); serr != nil && err == nil {
-		err = serr
+	if serr := srv.Shutdown(shutdown); serr != nil {
+		// Requests still running after the grace, or connections a client opened and never used
+		// (net/http counts those as busy for 5 s): close them. Stopping is still a clean stop.
+		a.logger.Warn("closing connections still open at shutdown", "err", serr)
+		_ = srv.Close()
 	}
 	if cerr := a.store.Close(); cerr != nil && err == nil {
 		err = cerr
