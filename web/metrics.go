@@ -19,6 +19,8 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// reconcile is what the last background reconciliation found, by kind.
+	reconcile *prometheus.GaugeVec
 }
 
 func newMetrics(sessions *bridge.Service, hub *bridge.Hub) *metrics {
@@ -31,8 +33,16 @@ func newMetrics(sessions *bridge.Service, hub *bridge.Hub) *metrics {
 			Name: "paybridge_http_request_duration_seconds", Help: "Time to answer HTTP requests (socket upgrades: the handshake), by route pattern.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route"}),
+		reconcile: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "paybridge_reconcile_discrepancies",
+			Help: "Attempts whose VCC result disagrees with their session, as the last reconciliation found them, by kind.",
+		}, []string{"kind"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration,
+	// Every kind is exported from the start, at 0, so an alert on it needs no absent() guard.
+	for _, kind := range reconcileKinds {
+		m.reconcile.WithLabelValues(kind).Set(0)
+	}
+	m.registry.MustRegister(m.requests, m.duration, m.reconcile,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		sessionCollector{sessions}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "paybridge_agent_sockets", Help: "Agent WebSockets connected now.",
@@ -65,6 +75,26 @@ func methodLabel(method string) string {
 		return method
 	}
 	return "other"
+}
+
+// reconcileKinds are the label values of paybridge_reconcile_discrepancies: a fixed set.
+var reconcileKinds = []string{bridge.DiscrepancyPaidNotRecorded, bridge.DiscrepancyRecordedNotPaid,
+	bridge.DiscrepancyPaidTwice, bridge.DiscrepancyUnverified}
+
+// SetReconcileDiscrepancies exports what a reconciliation found (bridge.Service.Reconcile):
+// paybridge_reconcile_discrepancies{kind} becomes the number of found of each kind, 0 for kinds
+// not among them. Kinds outside that fixed set are not exported, so no label value is ever added.
+func (s *Server) SetReconcileDiscrepancies(found []bridge.Discrepancy) {
+	if s.metrics == nil {
+		return
+	}
+	counts := make(map[string]int, len(reconcileKinds))
+	for _, d := range found {
+		counts[d.Kind]++
+	}
+	for _, kind := range reconcileKinds {
+		s.metrics.reconcile.WithLabelValues(kind).Set(float64(counts[kind]))
+	}
 }
 
 func (m *metrics) handler() http.Handler {

@@ -35,6 +35,9 @@ type app struct {
 	server   *web.Server
 	webhooks *webhook.Dispatcher
 	listener net.Listener
+	clock    bridge.Clock
+	// reconcileEvery is how often serve reconciles with VCC in the background (0: every 5 minutes).
+	reconcileEvery time.Duration
 }
 
 // appOptions are what an app needs besides its configuration.
@@ -43,6 +46,8 @@ type appOptions struct {
 	clock    bridge.Clock // nil: the system clock
 	listener net.Listener // nil: listen on cfg.Listen
 	demo     func(a *app) http.Handler
+	// reconcileEvery overrides how often the background reconciliation runs (tests); 0: the default.
+	reconcileEvery time.Duration
 }
 
 // newApp opens the store, builds the services and the HTTP server, and binds the listener. If
@@ -86,18 +91,10 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	}
 	merchants := bridge.StaticMerchants(cfg.BridgeMerchants())
 	a.hub = bridge.NewHub(a.logger, 0)
-	provider := vcc.New(vcc.Options{Clock: clock, Logger: a.logger, RequestTimeout: cfg.VCC.RequestTimeout, MaxRetries: retries(cfg.VCC.MaxRetries)})
-	a.sessions, err = bridge.NewService(bridge.ServiceOptions{
-		Store: a.store, Merchants: merchants, Provider: provider, Publisher: a.hub, Keyring: keyring,
-		Clock: clock, Logger: a.logger,
-		ProviderLifetime: cfg.Provider.SessionLifetime, MaxAttempts: cfg.Provider.MaxAttempts,
-		DefaultTTL: cfg.Sessions.DefaultTTL, PollInterval: cfg.Provider.PollInterval,
-		PollConcurrency: cfg.Provider.PollConcurrency, BrowserRestartEvery: cfg.Provider.BrowserRestartEvery,
-		LateWatch: cfg.Provider.VCCRetention,
-	})
-	if err != nil {
+	if a.sessions, err = newSessionService(cfg, a.store, merchants, a.hub, keyring, clock, a.logger); err != nil {
 		return nil, err
 	}
+	a.clock, a.reconcileEvery = clock, o.reconcileEvery
 	a.keys = bridge.NewKeyService(bridge.KeyServiceOptions{
 		Store: a.store, Merchants: merchants, Keyring: keyring, Clock: clock,
 		RollGrace: cfg.Keys.RollGrace, AgentTokenTTL: cfg.AgentTokens.DefaultTTL, MaxAgentTokenTTL: cfg.AgentTokens.MaxTTL,
@@ -136,6 +133,21 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	return a, nil
 }
 
+// newSessionService is the session service serve runs on store, with the VCC client and the
+// lifecycle settings of cfg; `paybridge reconcile` builds the same one.
+func newSessionService(cfg *config.Config, store bridge.Store, merchants bridge.MerchantDirectory, publisher bridge.Publisher,
+	keyring *bridge.Keyring, clock bridge.Clock, logger *slog.Logger) (*bridge.Service, error) {
+	provider := vcc.New(vcc.Options{Clock: clock, Logger: logger, RequestTimeout: cfg.VCC.RequestTimeout, MaxRetries: retries(cfg.VCC.MaxRetries)})
+	return bridge.NewService(bridge.ServiceOptions{
+		Store: store, Merchants: merchants, Provider: provider, Publisher: publisher, Keyring: keyring,
+		Clock: clock, Logger: logger,
+		ProviderLifetime: cfg.Provider.SessionLifetime, MaxAttempts: cfg.Provider.MaxAttempts,
+		DefaultTTL: cfg.Sessions.DefaultTTL, PollInterval: cfg.Provider.PollInterval,
+		PollConcurrency: cfg.Provider.PollConcurrency, BrowserRestartEvery: cfg.Provider.BrowserRestartEvery,
+		LateWatch: cfg.Provider.VCCRetention,
+	})
+}
+
 // retries maps the configuration's "0 means no retries" onto the client's "negative disables".
 func retries(n int) int {
 	if n == 0 {
@@ -156,6 +168,7 @@ func (a *app) run(ctx context.Context) error {
 	go func() { _ = a.sessions.Run(bg) }()
 	go a.server.Run(bg)
 	go func() { _ = a.webhooks.Run(bg) }()
+	go a.reconcileLoop(bg)
 
 	served := make(chan error, 1)
 	go func() {

@@ -5,6 +5,7 @@
 //	paybridge stubs [--addr A]                                the VCC and PCI Pal stubs alone
 //	paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
 //	paybridge check --config FILE                             validate a config, try VCC credentials
+//	paybridge reconcile --config FILE [--since 24h] [--json]  attempts whose VCC result disagrees with paybridge
 //	paybridge version
 package main
 
@@ -30,7 +31,7 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(os.Stderr, "paybridge: %v\n", err)
 		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -42,7 +43,10 @@ Usage:
   paybridge stubs [--addr 127.0.0.1:8090]
   paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
   paybridge check --config paybridge.yaml
+  paybridge reconcile --config paybridge.yaml [--since 24h] [--json]
   paybridge version
+
+Run "paybridge <command> --help" for a command's flags.
 `
 
 // run is the whole program, with its environment passed in so tests can run it in-process.
@@ -63,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "check":
 		return runCheck(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "paybridge", buildVersion())
 		return nil
