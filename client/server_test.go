@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -190,6 +189,3 @@ func (w *world) mustControl(t testing.TB, method, path string, body any) {
 	t.Helper()
 	require.NoError(t, w.control(method, path, body))
 }
-
-// errNotYet is what a wait's condition answers until it holds.
-var errNotYet = errors.New("not yet")

@@ -27,9 +27,9 @@ func TestSessionLifecycle(t *testing.T) {
 		Customer: &client.Customer{FirstName: "Ada", Surname: "Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
 			Street1: "1 St Martin's Le Grand", City: "London", Postcode: "EC1A 1BB"},
 		SuccessURL: "https://acme.test/paid", CancelURL: "https://acme.test/cancelled",
-		LineItems:  []client.LineItem{{Name: "Gas", Quantity: 2, UnitAmount: 500}, {Name: "Free leaflet", Quantity: 1, UnitAmount: 0}},
-		Metadata:   map[string]string{"crmCase": "CASE-20931"},
-		ExpiresIn:  600,
+		LineItems: []client.LineItem{{Name: "Gas", Quantity: 2, UnitAmount: 500}, {Name: "Free leaflet", Quantity: 1, UnitAmount: 0}},
+		Metadata:  map[string]string{"crmCase": "CASE-20931"},
+		ExpiresIn: 600,
 	}
 	sess, err := pb.Sessions.Create(ctx, params)
 	require.NoError(t, err)
