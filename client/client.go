@@ -158,7 +158,8 @@ type Response struct {
 
 // APIResource is embedded in every object the API answers with: the answer it came from.
 type APIResource struct {
-	// LastResponse is the HTTP answer this object was read from.
+	// LastResponse is the HTTP answer this object was read from; nil for an object inside a
+	// list (the list has it).
 	LastResponse *Response `json:"-"`
 }
 
@@ -202,6 +203,13 @@ func (c *Client) call(ctx context.Context, req request, out resource) error {
 	target := c.baseURL + req.path
 	if len(req.query) > 0 {
 		target += "?" + req.query.Encode()
+	}
+	// Mistakes no retry can mend fail at once, before anything is sent.
+	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("paybridge: base URL %q is not an absolute http(s) URL", c.baseURL)
+	}
+	if strings.ContainsFunc(c.key, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return errors.New("paybridge: the secret key holds control characters (a line break?); check how it is loaded")
 	}
 	// Only a call that paybridge would not run twice may be sent twice: a read, or a request
 	// whose Idempotency-Key makes paybridge replay the first answer.

@@ -192,6 +192,24 @@ func TestForeignErrors(t *testing.T) {
 		assert.Len(t, sl.recorded(), client.DefaultMaxRetries, "a refused connection sent nothing: retried")
 		assertNoSecret(t, w.secretKey, err)
 	})
+	t.Run("mistakes no retry can mend", func(t *testing.T) {
+		tests := []struct{ name, baseURL, key, want string }{
+			{name: "a key with a line break", baseURL: w.srv.URL, key: w.secretKey + "\n", want: "control characters"},
+			{name: "a relative base URL", baseURL: "pay.acme.example", key: w.secretKey, want: "not an absolute http(s) URL"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				rec, sl := &recorder{}, &sleeper{}
+				pb := client.New(tt.baseURL, tt.key, client.WithHTTPClient(&http.Client{Transport: rec}), client.WithSleep(sl.sleep))
+				_, err := pb.Sessions.Create(ctx, &client.SessionCreateParams{AgentID: "a", Amount: 1, Currency: "GBP"})
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.want)
+				assert.Empty(t, rec.seen(), "nothing sent")
+				assert.Empty(t, sl.recorded(), "nothing retried")
+				assertNoSecret(t, w.secretKey, err)
+			})
+		}
+	})
 	t.Run("the client prints no key", func(t *testing.T) {
 		pb := client.New(w.srv.URL, w.secretKey)
 		for _, s := range []string{fmt.Sprint(pb), fmt.Sprintf("%v %+v %#v %s", pb, pb, pb, pb)} {

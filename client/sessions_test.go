@@ -234,27 +234,81 @@ func TestListPaging(t *testing.T) {
 	})
 }
 
-// TestOutcome reads a paid session's result as VCC reported it.
+// TestOutcome reads a session's result and failure as paybridge recorded them from VCC.
 func TestOutcome(t *testing.T) {
-	w := newWorld(t)
-	pb := newClient(w, w.secretKey, &recorder{}, &sleeper{})
-	ctx := context.Background()
+	tests := []struct {
+		name     string
+		cancel   bool           // cancel the session before the customer pays
+		complete map[string]any // the stub's control body
+		want     client.SessionStatus
+		check    func(t *testing.T, s *client.Session)
+	}{
+		{
+			name: "paid", complete: map[string]any{"decision": "ACCEPT"}, want: client.StatusSucceeded,
+			check: func(t *testing.T, s *client.Session) {
+				require.NotNil(t, s.Result)
+				assert.Equal(t, client.DecisionAccept, s.Result.Decision)
+				assert.Equal(t, "ACCEPT", s.Result.GatewayStatus)
+				assert.NotEmpty(t, s.Result.ReasonCode)
+				assert.NotEmpty(t, s.Result.TransactionID)
+				assert.False(t, s.Result.Late)
+				assert.Empty(t, s.Result.Data)
+				assert.Nil(t, s.Failure)
+			},
+		},
+		{
+			name: "paid after the cancel", cancel: true, complete: map[string]any{"decision": "ACCEPT"}, want: client.StatusSucceeded,
+			check: func(t *testing.T, s *client.Session) {
+				require.NotNil(t, s.Result)
+				assert.Equal(t, client.DecisionAccept, s.Result.Decision)
+				assert.True(t, s.Result.Late, "a late payment")
+			},
+		},
+		{
+			name: "declined", complete: map[string]any{"decision": "REJECT"}, want: client.StatusFailed,
+			check: func(t *testing.T, s *client.Session) {
+				require.NotNil(t, s.Failure)
+				assert.Equal(t, client.CodeProviderChargeFailed, s.Failure.Code)
+				assert.NotEmpty(t, s.Failure.Message)
+				require.NotNil(t, s.Result)
+				assert.Equal(t, client.DecisionReject, s.Result.Decision)
+			},
+		},
+		{
+			name:     "a result the gateway profile cannot read",
+			complete: map[string]any{"paymentResultData": map[string]string{"ApprovalStatus": "1", "TxRefNum": "5F0A1B2C3D", "CardNumber": "4111 1111 1111 1111"}},
+			want:     client.StatusFailed,
+			check: func(t *testing.T, s *client.Session) {
+				require.NotNil(t, s.Failure)
+				assert.Equal(t, client.CodeTransactionVerificationFailed, s.Failure.Code)
+				require.NotNil(t, s.Result)
+				assert.Equal(t, client.DecisionUnknown, s.Result.Decision)
+				assert.Equal(t, "5F0A1B2C3D", s.Result.Data["TxRefNum"], "the raw result, for reconciliation")
+				assert.NotContains(t, s.Result.Data["CardNumber"], "4111", "never a card number")
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			pb := newClient(w, w.secretKey, &recorder{}, &sleeper{})
+			ctx := context.Background()
 
-	sess, err := pb.Sessions.Create(ctx, &client.SessionCreateParams{AgentID: "agent-1", Amount: 1240, Currency: "GBP"})
-	require.NoError(t, err)
-	w.mustControl(t, http.MethodPost, "/_control/sessions/"+sess.VCC.SessionGUID+"/complete", map[string]string{"decision": "ACCEPT"})
+			sess, err := pb.Sessions.Create(ctx, &client.SessionCreateParams{AgentID: "agent-1", Amount: 1240, Currency: "GBP"})
+			require.NoError(t, err)
+			if tt.cancel {
+				_, err := pb.Sessions.Cancel(ctx, sess.ID)
+				require.NoError(t, err)
+			}
+			w.mustControl(t, http.MethodPost, "/_control/sessions/"+sess.VCC.SessionGUID+"/complete", tt.complete)
 
-	var got *client.Session
-	require.Eventually(t, func() bool {
-		w.clock.Advance(time.Second) // paybridge polls VCC every 2 s of its clock
-		got, err = pb.Sessions.Get(ctx, sess.ID)
-		return err == nil && got.Status == client.StatusSucceeded
-	}, 10*time.Second, 10*time.Millisecond, "never succeeded (last err %v)", err)
-	require.NotNil(t, got.Result)
-	assert.Equal(t, client.DecisionAccept, got.Result.Decision)
-	assert.Equal(t, "ACCEPT", got.Result.GatewayStatus)
-	assert.NotEmpty(t, got.Result.ReasonCode)
-	assert.NotEmpty(t, got.Result.TransactionID)
-	assert.False(t, got.Result.Late)
-	assert.Empty(t, got.Result.Data)
+			var got *client.Session
+			require.Eventually(t, func() bool {
+				w.clock.Advance(time.Second) // paybridge asks VCC every 2 s of its clock
+				got, err = pb.Sessions.Get(ctx, sess.ID)
+				return err == nil && got.Status == tt.want
+			}, 10*time.Second, 10*time.Millisecond, "never %s (last: %+v, %v)", tt.want, got, err)
+			tt.check(t, got)
+		})
+	}
 }
