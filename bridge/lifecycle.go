@@ -338,7 +338,7 @@ func onRestart(sess *Session, view *providerView, t trigger, now time.Time, r ru
 	if t.kind == trigLifetime && now.Before(cur.StartedAt.Add(r.lifetime)) {
 		return action{kind: actIgnore} // the provider session is young enough to show
 	}
-	if t.fromBrowser && now.Before(cur.StartedAt.Add(r.browserRestartEvery)) {
+	if t.fromBrowser && r.browserRestartEvery > 0 && now.Before(cur.StartedAt.Add(r.browserRestartEvery)) {
 		// One socket must not burn a session's attempts in milliseconds.
 		if t.kind == trigRestart {
 			return action{kind: actRefuse, err: Errorf(CodeRateLimitExceeded, "The payment page was restarted less than %s ago; wait before restarting it again.", r.browserRestartEvery).

@@ -63,7 +63,8 @@ type ServiceOptions struct {
 	PollConcurrency  int           // status polls in flight at once (8)
 	SweepInterval    time.Duration // how often Run looks for due polls and expiries (PollInterval/8, at least 10ms)
 	// BrowserRestartEvery rations restarts an agent's socket asks for (a refused frame,
-	// session.restart): an attempt younger than this is not restarted from the browser (5s).
+	// session.restart): an attempt younger than this is not restarted from the browser (5s;
+	// negative: no ration).
 	BrowserRestartEvery time.Duration
 	// ProviderDeadline bounds what one trigger waits for VCC's status answers, all attempts
 	// together (10s), so a cancel never hangs on a slow VCC.
@@ -160,9 +161,12 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	s.rules = rules{
 		maxAttempts: opts.MaxAttempts, lifetime: orDefault(opts.ProviderLifetime, DefaultProviderLifetime),
 		expiryGrace: expiryGrace, retention: orDefault(opts.LateWatch, vccRetention), pollInterval: s.pollInterval,
-		browserRestartEvery: orDefault(opts.BrowserRestartEvery, DefaultBrowserRestartEvery),
+		browserRestartEvery: opts.BrowserRestartEvery,
 	}
 	s.askDeadline = orDefault(opts.ProviderDeadline, DefaultProviderDeadline)
+	if s.rules.browserRestartEvery == 0 {
+		s.rules.browserRestartEvery = DefaultBrowserRestartEvery
+	}
 	if s.rules.maxAttempts <= 0 {
 		s.rules.maxAttempts = DefaultMaxAttempts
 	}

@@ -18,7 +18,7 @@ import (
 // the provider page through the form POST, expiry refused by the provider, the browser's report,
 // a restart with new tokens, older reports ignored, and a verified ACCEPT.
 func TestFullFlow(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, unrationed)
 	agent, ready := h.connect("agent-7")
 	var snap struct{ Sessions []any }
 	require.NoError(t, json.Unmarshal(ready.Data, &snap))
@@ -43,7 +43,6 @@ func TestFullFlow(t *testing.T) {
 	assert.Contains(t, body(t, page), `data-pcipal-state="capture"`)
 
 	// The provider session expires: the same POST is now refused with X-Frame-Options: deny.
-	h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 	h.control("POST", "/_control/sessions/"+created.VCC.SessionGUID+"/expire", nil)
 	refused := postForm(t, first)
 	assert.Equal(t, "deny", strings.ToLower(refused.Header.Get("X-Frame-Options")))
@@ -306,15 +305,13 @@ func TestConcurrentTriggersMakeOneAttempt(t *testing.T) {
 // TestRestartsExhausted: after maxAttempts the session fails with provider_attestation_failed,
 // naming the native reason.
 func TestRestartsExhausted(t *testing.T) {
-	h := newHarness(t, func(c *harnessConfig) { c.service.MaxAttempts = 2 })
+	h := newHarness(t, unrationed, func(c *harnessConfig) { c.service.MaxAttempts = 2 })
 	agent, _ := h.connect("agent-1")
 	s := h.createSession("agent-1", nil)
 	agent.handoff()
-	h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 	agent.send(map[string]any{"type": "frame.refused", "sessionId": s.ID, "attempt": 1})
 	agent.next("session.restarting")
 	assert.Equal(t, 2, agent.handoff().Attempt)
-	h.clock.Advance(bridge.DefaultBrowserRestartEvery)
 	agent.send(map[string]any{"type": "frame.refused", "sessionId": s.ID, "attempt": 2})
 	var failed bridge.SessionEventData
 	require.NoError(t, json.Unmarshal(agent.next("session.failed").Data, &failed))

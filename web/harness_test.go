@@ -68,6 +68,11 @@ type harnessConfig struct {
 	infoLogs  bool // log at info, as production does, instead of debug
 }
 
+// unrationed lifts the per-session ration of browser restarts (tested on its own in
+// TestSocketRestartFlood), for tests that report refused frames at once with a manual clock:
+// moving the clock instead would make polls due and race the reports.
+func unrationed(c *harnessConfig) { c.service.BrowserRestartEvery = -1 }
+
 func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: bridgetest.NewManualClock(t0), logs: &bridgetest.LogSink{}}

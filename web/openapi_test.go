@@ -573,7 +573,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	spec, _ := fetchOpenAPI(t, newHarness(t))
 
 	t.Run("main flow", func(t *testing.T) {
-		h := newHarness(t, func(c *harnessConfig) {
+		h := newHarness(t, unrationed, func(c *harnessConfig) {
 			c.merchant.VCCWebhook = bridge.VCCWebhookAuth{ClientID: vccHookClient, ClientSecret: vccHookSecret}
 			c.merchant.Webhook = bridge.MerchantWebhook{URL: "https://crm.acme.test/paybridge", Secret: "whsec_test_secret"}
 		})
@@ -653,13 +653,11 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		open := create(simple)
 		sock.next("session.handoff")
 		h.control("PUT", "/_control/faults", map[string]any{"create": "http_503"})
-		h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 		sock.send(map[string]any{"type": "session.restart", "sessionId": open.ID})
 		sock.next("session.restarting")
 		sock.next("error")
 		sock.next("error")
 		h.control("DELETE", "/_control/faults", nil)
-		h.clock.Advance(bridge.DefaultBrowserRestartEvery) // restarts from the browser are rationed
 		sock.send(map[string]any{"type": "frame.loaded", "sessionId": open.ID, "attempt": 1})
 		sock.send(map[string]any{"type": "frame.refused", "data": map[string]any{"sessionId": open.ID, "attempt": 1}})
 		sock.next("session.restarting")
