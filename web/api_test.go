@@ -59,7 +59,7 @@ func TestKeyLifecycle(t *testing.T) {
 // TestRateLimitBurst: 60 creates in a burst from one key: 30 succeed, the rest are
 // rate_limit_exceeded_per_key with Retry-After; another key is unaffected.
 func TestRateLimitBurst(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, func(c *harnessConfig) { c.vcc.RequestTimeout = 30 * time.Second }) // 60 at once on a loaded machine
 	other := h.newKey(bridge.KeySecret, bridge.ModeTest)
 	body := map[string]any{"agentId": "agent-1", "amount": 1240, "currency": "GBP"}
 	statuses := make([]*response, 60)

@@ -96,7 +96,10 @@ func TestVCCFailures(t *testing.T) {
 // TestConcurrentCreatesShareOneToken: 200 concurrent creates for one merchant cause exactly one
 // token request at VCC.
 func TestConcurrentCreatesShareOneToken(t *testing.T) {
-	h := newHarness(t, func(c *harnessConfig) { c.server.PerKeyLimit = web.RateLimit{Limit: 1000, Window: time.Minute} })
+	h := newHarness(t, func(c *harnessConfig) {
+		c.server.PerKeyLimit = web.RateLimit{Limit: 1000, Window: time.Minute}
+		c.vcc.RequestTimeout = 30 * time.Second // 200 creates at once on a loaded 2-core machine
+	})
 	const n = 200
 	statuses := make([]int, n)
 	var wg sync.WaitGroup
