@@ -529,6 +529,15 @@ const widgetAPIScript = `(async () => {
   } catch (e) {
     out.badFrameCheck = e.name;
   }
+  out.frameChecks = [];
+  for (const frameCheck of ["auto", "announcement", "none", undefined]) {
+    try {
+      PayBridge.mount(document.createElement("div"), {baseUrl: desk.dataset.baseUrl, publishableKey: desk.dataset.publishableKey, getAgentToken: () => "x", frameCheck}).close();
+      out.frameChecks.push(String(frameCheck));
+    } catch (e) {
+      out.frameChecks.push(e.name);
+    }
+  }
   let calls = 0;
   const host = document.createElement("div");
   document.body.append(host);
@@ -570,6 +579,7 @@ func TestBrowserWidgetAPI(t *testing.T) {
 	type result struct {
 		SecretKeyRefused string   `json:"secretKeyRefused"`
 		BadFrameCheck    string   `json:"badFrameCheck"`
+		FrameChecks      []string `json:"frameChecks"`
 		LoadedAttempt    int      `json:"loadedAttempt"`
 		Statuses         []string `json:"statuses"`
 		TokenCalls       int      `json:"tokenCalls"`
@@ -587,6 +597,7 @@ func TestBrowserWidgetAPI(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "TypeError", got.SecretKeyRefused, "mount refuses a secret key")
 	assert.Equal(t, "TypeError", got.BadFrameCheck, "mount refuses an unknown frameCheck")
+	assert.Equal(t, []string{"auto", "announcement", "none", "undefined"}, got.FrameChecks, "the known ones (and the old name of auto) are taken")
 	assert.Equal(t, 1, got.LoadedAttempt, "with frameCheck none the frame counts as loaded when it loads")
 	assert.Equal(t, 2, got.TokenCalls, "a rejected token (4401) makes the widget ask the host for a fresh one")
 	// Waiting for the retry, retrying, connected; then closed by close().
