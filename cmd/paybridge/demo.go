@@ -200,9 +200,9 @@ func announcementNote(in demoInfo, announce bool) string {
 	if announce {
 		return `The stub PCI Pal's PostMessage flow step is on (--announce): its page posts
 {"type":"` + demoAnnouncementType + `",...} to the desktop, which the merchant's frameAnnouncement expects,
-so the widget reports a refused frame. Make the stub silent, as live PCI Pal without that step:
-
-  curl -X PUT ` + in.VCCStubURL + `/_control/pcipal -d '{"postMessage":null}'`
+so the widget reports a page that stays silent as refused. (Switching the step off now, with
+PUT ` + in.VCCStubURL + `/_control/pcipal, shows what a wrong frameAnnouncement does: every page
+counts as refused. Run the demo without --announce for a silent page, as live.)`
 	}
 	return `The stub PCI Pal posts nothing to the desktop, as live PCI Pal without a PostMessage flow step:
 an expired provider session is recovered by paybridge (VCC's status, the attempt's age) and by
