@@ -21,25 +21,6 @@ const (
 	FieldRefreshToken = bridge.FieldRefreshToken
 )
 
-// The announcement the agent widget's frameCheck "announcement" waits for to tell a loaded frame
-// from a refused one:
-//
-//	parent.postMessage({source: "pcipal-stub", type: "pcipal.ready", sessionId: "<id>"}, "*")
-//
-// Live PCI Pal posts nothing to its parent by itself; a page posts this only when its payment
-// flow has a PostMessage step with this data (the stub's pcipalstub.LegacyAnnouncement).
-const (
-	ReadyMessageSource = "pcipal-stub"
-	ReadyMessageType   = "pcipal.ready"
-)
-
-// ReadyMessage is the announcement's data, as the parent window receives it.
-type ReadyMessage struct {
-	Source    string `json:"source"`
-	Type      string `json:"type"`
-	SessionID string `json:"sessionId"`
-}
-
 // Attributes on the capture page's <html> element, so browser tests can recognise the page and
 // which session it shows.
 const (

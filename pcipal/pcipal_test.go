@@ -189,10 +189,8 @@ func TestParseFramedURLRejects(t *testing.T) {
 	}
 }
 
-func TestReadyMessageContract(t *testing.T) {
-	// The widget matches these exact strings; changing them breaks it.
-	assert.Equal(t, "pcipal-stub", pcipal.ReadyMessageSource)
-	assert.Equal(t, "pcipal.ready", pcipal.ReadyMessageType)
+func TestPageAttributesContract(t *testing.T) {
+	// The browser tests read the capture page by these exact names; changing them breaks them.
 	assert.Equal(t, "data-pcipal-session", pcipal.AttrSession)
 	assert.Equal(t, "data-pcipal-state", pcipal.AttrState)
 	assert.Equal(t, "capture", pcipal.StateCapture)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/paybridge/paybridge/bridge"
 	"github.com/paybridge/paybridge/config"
+	"github.com/paybridge/paybridge/pcipal/pcipalstub"
 	"github.com/paybridge/paybridge/vcc/vccstub"
 )
 
@@ -22,6 +23,19 @@ const demoAgentID = "demo-agent"
 
 // demoVCCWebhookClientID is the client id the stub VCC presents to paybridge's /oauth/token.
 const demoVCCWebhookClientID = "demo-vcc-webhook"
+
+// demoAnnouncementType is what `demo --announce` has the stub PCI Pal's PostMessage step post (as
+// "type", beside the provider session id) and the demo merchant's frameAnnouncement expect.
+const demoAnnouncementType = "payment-page-ready"
+
+// demoClockKey carries the clock paybridge runs on in an in-process demo: tests move paybridge's
+// time (an attempt's age, the browser restart ration) without waiting. The stubs keep real time.
+type demoClockKey struct{}
+
+// withDemoClock returns ctx whose demo runs paybridge on clock.
+func withDemoClock(ctx context.Context, clock bridge.Clock) context.Context {
+	return context.WithValue(ctx, demoClockKey{}, clock)
+}
 
 // demoInfo is what `demo --info FILE` writes: everything a script or test needs to drive it.
 type demoInfo struct {
@@ -45,6 +59,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stubAddr := fs.String("stub-addr", "127.0.0.1:0", "address for the stub VCC and PCI Pal (port 0 picks a free one)")
 	pollInterval := fs.Duration("poll-interval", 0, "how often paybridge asks the stub VCC for outcomes (default 1s)")
 	vccWebhook := fs.Bool("vcc-webhook", true, "have the stub VCC post outcomes to paybridge's /v1/webhooks/vcc, authenticated with OAuth client credentials as VCC does")
+	announce := fs.Bool("announce", false, `switch the stub PCI Pal's PostMessage flow step on ({"type":"`+demoAnnouncementType+`","sessionId":...}) and give the merchant the matching frameAnnouncement, so the widget can tell a refused frame`)
+	providerLifetime := fs.Duration("provider-lifetime", 0, "paybridge's provider.sessionLifetime: an attempt older than this is renewed before it is shown again (default 15m)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,6 +69,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *pollInterval != 0 && *pollInterval < 100*time.Millisecond {
 		return fmt.Errorf("demo: --poll-interval must be at least 100ms, got %s", *pollInterval)
+	}
+	if *providerLifetime < 0 || (*providerLifetime != 0 && *providerLifetime < time.Second) {
+		return fmt.Errorf("demo: --provider-lifetime must be at least 1s, got %s", *providerLifetime)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -73,6 +92,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer stubs.close()
+	if *announce {
+		// Like a PCI Pal flow's PostMessage step: to "*", since the desktop has two origins here
+		// (127.0.0.1 and localhost); the data holds nothing secret.
+		step := &pcipalstub.PostMessage{TargetOrigin: "*",
+			Data: json.RawMessage(`{"type":"` + demoAnnouncementType + `","sessionId":"` + pcipalstub.SessionIDPlaceholder + `"}`)}
+		if err := stubs.pcipal.SetPostMessage(step); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -83,6 +111,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.DataDir = *dataDir
 	if *pollInterval > 0 {
 		cfg.Provider.PollInterval = *pollInterval
+	}
+	if *providerLifetime > 0 {
+		cfg.Provider.SessionLifetime = *providerLifetime
+	}
+	if *announce {
+		// The origin defaults to the iframe URL's, the stub's; extra keys (sessionId) are allowed.
+		cfg.Merchants[0].FrameAnnouncement = &config.FrameAnnouncement{Data: map[string]any{"type": demoAnnouncementType}}
 	}
 	cfg.Log = config.Log{Level: level.String(), Format: "text"}
 	cfg.ApplyDefaults()
@@ -97,7 +132,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.Merchants[0].VCCWebhook = hook
 	}
 	desk := newDemoDesk(logger)
-	a, err := newApp(cfg, appOptions{logger: logger, listener: ln, demo: func(*app) http.Handler { return desk }})
+	clock, _ := ctx.Value(demoClockKey{}).(bridge.Clock)
+	a, err := newApp(cfg, appOptions{logger: logger, clock: clock, listener: ln, demo: func(*app) http.Handler { return desk }})
 	if err != nil {
 		ln.Close()
 		return err
@@ -123,11 +159,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	printDemoBanner(stdout, info)
+	printDemoBanner(stdout, info, *announce)
 	return a.run(ctx)
 }
 
-func printDemoBanner(w io.Writer, in demoInfo) {
+func printDemoBanner(w io.Writer, in demoInfo, announce bool) {
 	fmt.Fprintf(w, `
 paybridge demo is running (test mode, stub VCC and PCI Pal; nothing leaves this machine)
 
@@ -153,13 +189,24 @@ and play the customer with the stub VCC's control API:
   curl -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"decision":"ACCEPT"}'
   curl -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"paymentResultData":{"ApprovalStatus":"1","RespCode":"00","TxRefNum":"..."}}'
 
-The stub PCI Pal posts the widget's announcement to the agent desktop; live PCI Pal posts nothing
-unless its flow has a PostMessage step. Make the stub silent, as live:
-
-  curl -X PUT %[6]s/_control/pcipal -d '{"postMessage":null}'
+%[7]s
 
 Press Ctrl-C to stop.
-`, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, in.VCCStubURL)
+`, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, in.VCCStubURL, announcementNote(in, announce))
+}
+
+// announcementNote tells what the stub PCI Pal posts to the desktop, and how to change it.
+func announcementNote(in demoInfo, announce bool) string {
+	if announce {
+		return `The stub PCI Pal's PostMessage flow step is on (--announce): its page posts
+{"type":"` + demoAnnouncementType + `",...} to the desktop, which the merchant's frameAnnouncement expects,
+so the widget reports a page that stays silent as refused. (Switching the step off now, with
+PUT ` + in.VCCStubURL + `/_control/pcipal, shows what a wrong frameAnnouncement does: every page
+counts as refused. Run the demo without --announce for a silent page, as live.)`
+	}
+	return `The stub PCI Pal posts nothing to the desktop, as live PCI Pal without a PostMessage flow step:
+an expired provider session is recovered by paybridge (VCC's status, the attempt's age) and by
+the panel's "Start a new one". Run the demo with --announce to try the step.`
 }
 
 // writeJSONFile writes v to path atomically (a reader never sees half a file), readable only by

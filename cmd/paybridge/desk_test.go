@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +51,27 @@ const waitTimeout = 20 * time.Second
 // it wrote to --info.
 func startDemo(t *testing.T, args ...string) demoInfo {
 	t.Helper()
+	return startDemoOn(t, nil, args...)
+}
+
+// offsetClock is the real time plus an offset the test moves forward: paybridge runs on it so a
+// test can age an attempt without waiting, while everything else keeps going at its pace.
+type offsetClock struct{ offset atomic.Int64 }
+
+// Now implements bridge.Clock.
+func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// advance moves the clock forward by d.
+func (c *offsetClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// startDemoOn is startDemo with paybridge on clock (nil: the system clock); the stubs keep the
+// real time.
+func startDemoOn(t *testing.T, clock bridge.Clock, args ...string) demoInfo {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	if clock != nil {
+		ctx = withDemoClock(ctx, clock)
+	}
 	infoPath := filepath.Join(t.TempDir(), "info.json")
 	stderr := &bridgetest.LogSink{}
 	done := make(chan error, 1)
@@ -123,8 +144,14 @@ type desk struct {
 // test's time is bounded by browserTimeout.
 func openDemoDesk(t *testing.T, demoArgs ...string) (demoInfo, context.Context, *traffic, *desk) {
 	t.Helper()
+	return openDemoDeskOn(t, nil, demoArgs...)
+}
+
+// openDemoDeskOn is openDemoDesk with paybridge on clock (nil: the system clock).
+func openDemoDeskOn(t *testing.T, clock bridge.Clock, demoArgs ...string) (demoInfo, context.Context, *traffic, *desk) {
+	t.Helper()
 	browser := bridgetest.Browser(t)
-	info := startDemo(t, demoArgs...)
+	info := startDemoOn(t, clock, demoArgs...)
 	ctx, cancel := context.WithTimeout(browser, browserTimeout)
 	t.Cleanup(cancel)
 	traffic := newTraffic()
@@ -185,17 +212,20 @@ func (d *desk) takePayment() {
 
 // timelineItem is one entry of the widget's timeline.
 type timelineItem struct {
-	Type    string `json:"type"`
-	Attempt string `json:"attempt"`
-	Reason  string `json:"reason"`
-	Text    string `json:"text"`
+	Type      string `json:"type"`
+	Attempt   string `json:"attempt"`
+	Reason    string `json:"reason"`
+	Announced string `json:"announced"` // of frame.loaded: "true" when the announcement came
+	Code      string `json:"code"`      // of error
+	Text      string `json:"text"`
 }
 
 // timeline returns the widget's timeline, oldest first.
 func (d *desk) timeline() []timelineItem {
 	d.t.Helper()
 	return eval[[]timelineItem](d, `Array.from(document.querySelectorAll(".pb-timeline li")).reverse().map(li =>
-		({type: li.dataset.type, attempt: li.dataset.attempt || "", reason: li.dataset.reason || "", text: li.textContent}))`)
+		({type: li.dataset.type, attempt: li.dataset.attempt || "", reason: li.dataset.reason || "",
+		  announced: li.dataset.announced || "", code: li.dataset.code || "", text: li.textContent}))`)
 }
 
 func (d *desk) timelineText() string {
@@ -349,12 +379,25 @@ type traffic struct {
 	formPosts      []formPost         // the iframe's document POSTs
 	documents      []documentResponse // the responses to them
 	handoffs       map[int]string     // attempt -> iframe URL, from handoff events and snapshots
+	bearers        map[int]string     // attempt -> its bearer token, from the same
+	sent           []sentMessage      // what the pages sent on their sockets, auth excepted
+	frameLoads     []string           // navigations of the pages' child frames to documents
+	seq            int                // orders form POSTs and sent messages
 }
 
 // formPost is one POST of the hidden form into the iframe.
 type formPost struct {
+	Seq             int
 	URL             string
 	Bearer, Refresh string
+}
+
+// sentMessage is one message a page sent on its socket.
+type sentMessage struct {
+	Seq       int
+	Type      string `json:"type"`
+	SessionID string `json:"sessionId"`
+	Attempt   int    `json:"attempt"`
 }
 
 // documentResponse is the provider's answer to one form POST.
@@ -365,7 +408,7 @@ type documentResponse struct {
 }
 
 func newTraffic() *traffic {
-	return &traffic{agentTokens: map[string]bool{}, providerTokens: map[string]bool{}, handoffs: map[int]string{}}
+	return &traffic{agentTokens: map[string]bool{}, providerTokens: map[string]bool{}, handoffs: map[int]string{}, bearers: map[int]string{}}
 }
 
 // record listens to tab's events from now on.
@@ -383,7 +426,8 @@ func (tr *traffic) record(tab context.Context) error {
 					body = append(body, e.Bytes...)
 				}
 				form, _ := url.ParseQuery(string(body))
-				p := formPost{URL: ev.Request.URL, Bearer: form.Get("X-BEARER-TOKEN"), Refresh: form.Get("X-REFRESH-TOKEN")}
+				tr.seq++
+				p := formPost{Seq: tr.seq, URL: ev.Request.URL, Bearer: form.Get("X-BEARER-TOKEN"), Refresh: form.Get("X-REFRESH-TOKEN")}
 				tr.formPosts = append(tr.formPosts, p)
 				tr.providerToken(p.Bearer)
 				tr.providerToken(p.Refresh)
@@ -401,11 +445,18 @@ func (tr *traffic) record(tab context.Context) error {
 			var msg struct{ Type, AgentToken string }
 			if json.Unmarshal(ev.Response.PayloadData, &msg) == nil && msg.Type == "auth" && msg.AgentToken != "" {
 				tr.agentTokens[msg.AgentToken] = true
+			} else if m := (sentMessage{}); json.Unmarshal(ev.Response.PayloadData, &m) == nil && m.Type != "" {
+				tr.seq++
+				m.Seq = tr.seq
+				tr.sent = append(tr.sent, m)
 			}
 		case *network.EventWebSocketFrameReceived:
 			tr.socketEvent(ev.Response.PayloadData)
 		case *page.EventFrameNavigated:
 			tr.urls = append(tr.urls, ev.Frame.URL+ev.Frame.URLFragment)
+			if ev.Frame.ParentID != "" && !strings.HasPrefix(ev.Frame.URL, "about:") {
+				tr.frameLoads = append(tr.frameLoads, ev.Frame.URL)
+			}
 		case *runtime.EventConsoleAPICalled:
 			var parts []string
 			for _, a := range ev.Args {
@@ -459,6 +510,7 @@ func (tr *traffic) socketEvent(payload []byte) {
 	}
 	for _, h := range hs {
 		tr.handoffs[h.Attempt] = h.IframeURL
+		tr.bearers[h.Attempt] = h.FormFields["X-BEARER-TOKEN"]
 		for _, v := range h.FormFields {
 			tr.providerToken(v)
 		}
@@ -493,6 +545,54 @@ func (tr *traffic) iframeURL(attempt int) string {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return tr.handoffs[attempt]
+}
+
+// bearer returns the bearer token the socket handed over for attempt.
+func (tr *traffic) bearer(attempt int) string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.bearers[attempt]
+}
+
+// mark returns a position in the order of form POSTs and sent messages: what comes later has a
+// greater Seq.
+func (tr *traffic) mark() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.seq
+}
+
+// postsSince returns the form POSTs after mark.
+func (tr *traffic) postsSince(mark int) []formPost {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []formPost
+	for _, p := range tr.formPosts {
+		if p.Seq > mark {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sentSince returns the socket messages of type typ ("": any) the pages sent after mark.
+func (tr *traffic) sentSince(mark int, typ string) []sentMessage {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []sentMessage
+	for _, m := range tr.sent {
+		if m.Seq > mark && (typ == "" || m.Type == typ) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// childFrameLoads returns the navigations of child frames to documents (not about:blank) so far.
+func (tr *traffic) childFrameLoads() []string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]string(nil), tr.frameLoads...)
 }
 
 // documentsFor returns the provider's answers to the form POSTs to u.

@@ -38,7 +38,8 @@ func main() {
 const usage = `paybridge: a PCI payment bridge between Vonage Contact Center and agent desktops.
 
 Usage:
-  paybridge demo  [--addr 127.0.0.1:8080] [--data DIR] [--info FILE] [--stub-addr A] [--poll-interval D] [--verbose]
+  paybridge demo  [--addr 127.0.0.1:8080] [--data DIR] [--info FILE] [--stub-addr A] [--poll-interval D]
+                  [--announce] [--provider-lifetime D] [--vcc-webhook=false] [--verbose]
   paybridge serve --config paybridge.yaml
   paybridge stubs [--addr 127.0.0.1:8090]
   paybridge keys create --config F --merchant M --type secret|publishable --mode test|live

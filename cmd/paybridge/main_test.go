@@ -85,11 +85,10 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, conn.ReadJSON(&ev))
 	assert.Equal(t, "session.handoff", ev.Type)
 
-	// The stub PCI Pal posts the widget's announcement (until the widget stops needing it), and
-	// the stub VCC's webhook reaches paybridge with an OAuth bearer token, as VCC's does.
+	// The stub PCI Pal starts silent, as live PCI Pal without a PostMessage flow step, and the
+	// stub VCC's webhook reaches paybridge with an OAuth bearer token, as VCC's does.
 	pci := getJSON(t, info.VCCStubURL+"/_control/pcipal", "")
-	assert.Equal(t, map[string]any{"postMessage": map[string]any{
-		"data": map[string]any{"source": "pcipal-stub", "type": "pcipal.ready", "sessionId": "{{sessionId}}"}, "targetOrigin": "*"}}, pci)
+	assert.Equal(t, map[string]any{"postMessage": nil}, pci)
 	guid := created["vcc"].(map[string]any)["sessionGuid"].(string)
 	postJSON(t, info.VCCStubURL+"/_control/sessions/"+guid+"/complete", "", `{"decision":"ACCEPT"}`)
 	require.Eventually(t, func() bool {

@@ -33,10 +33,9 @@ func startStubs(addr string, clock bridge.Clock, logger *slog.Logger) (*stubWorl
 		return nil, fmt.Errorf("stubs: listen on %s: %w", addr, err)
 	}
 	base := "http://" + ln.Addr().String()
-	// The agent widget's default frame check still waits for the stub's old announcement, which
-	// live PCI Pal does not post: until the widget changes, the flow's PostMessage step posts it.
-	// `PUT /_control/pcipal {"postMessage": null}` turns it off, as live.
-	pci := pcipalstub.New(pcipalstub.Options{Clock: clock, Logger: logger, PostMessage: pcipalstub.LegacyAnnouncement()})
+	// The PCI Pal stub starts silent, as live PCI Pal without a PostMessage flow step;
+	// `PUT /_control/pcipal` (or the demo's --announce) switches the step on.
+	pci := pcipalstub.New(pcipalstub.Options{Clock: clock, Logger: logger})
 	pci.SetBaseURL(base)
 	v := vccstub.New(vccstub.Options{Clock: clock, Logger: logger, PCIPal: pci})
 	v.SetBaseURL(base)

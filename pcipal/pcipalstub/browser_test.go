@@ -70,8 +70,6 @@ func TestBrowserLoginAndPostMessage(t *testing.T) {
 		{"a PostMessage step: exactly its data", func(host string) *pcipalstub.PostMessage {
 			return &pcipalstub.PostMessage{Data: json.RawMessage(`{"event":"ready","session":"{{sessionId}}","n":[1,2.5]}`), TargetOrigin: host}
 		}, []string{`{"event":"ready","session":"` + id + `","n":[1,2.5]}`}},
-		{"the legacy announcement", func(string) *pcipalstub.PostMessage { return pcipalstub.LegacyAnnouncement() },
-			[]string{`{"source":"pcipal-stub","type":"pcipal.ready","sessionId":"` + id + `"}`}},
 		{"a step for another origin: the browser drops it", func(string) *pcipalstub.PostMessage {
 			return &pcipalstub.PostMessage{Data: json.RawMessage(`{"event":"ready"}`), TargetOrigin: "http://127.0.0.1:1"}
 		}, nil},

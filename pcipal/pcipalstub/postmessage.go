@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-
-	"github.com/paybridge/paybridge/pcipal"
 )
 
 // SessionIDPlaceholder, as a whole string value anywhere in PostMessage.Data, is replaced by the
@@ -21,17 +19,6 @@ const SessionIDPlaceholder = "{{sessionId}}"
 type PostMessage struct {
 	Data         json.RawMessage `json:"data"`         // any JSON value but null
 	TargetOrigin string          `json:"targetOrigin"` // "*" or an http(s) origin
-}
-
-// LegacyAnnouncement is a PostMessage step that posts what the stub used to post on every load,
-// {source: "pcipal-stub", type: "pcipal.ready", sessionId: <provider session id>} to "*", which
-// the agent widget's frameCheck "announcement" waits for. Tests and the demo switch it on until
-// the widget stops needing it; this is the one place to remove then.
-func LegacyAnnouncement() *PostMessage {
-	data, _ := json.Marshal(map[string]string{
-		"source": pcipal.ReadyMessageSource, "type": pcipal.ReadyMessageType, "sessionId": SessionIDPlaceholder,
-	})
-	return &PostMessage{Data: data, TargetOrigin: "*"}
 }
 
 // Validate reports what is wrong with p.

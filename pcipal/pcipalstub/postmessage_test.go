@@ -28,8 +28,6 @@ func TestPostMessageStep(t *testing.T) {
 			`window.parent.postMessage({"id":"` + id + `","list":["` + id + `","a {{sessionId}}"],"n":10000000000000001}, "*");`},
 		{"markup in the data stays data", &pcipalstub.PostMessage{Data: json.RawMessage(`{"x":"</script><script>alert(1)</script>"}`), TargetOrigin: "*"},
 			`window.parent.postMessage({"x":"\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e"}, "*");`},
-		{"the legacy announcement", pcipalstub.LegacyAnnouncement(),
-			`window.parent.postMessage({"sessionId":"` + id + `","source":"pcipal-stub","type":"pcipal.ready"}, "*");`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,13 +97,4 @@ func TestPostMessageValidation(t *testing.T) {
 	assert.Panics(t, func() {
 		pcipalstub.New(pcipalstub.Options{PostMessage: &pcipalstub.PostMessage{TargetOrigin: "*"}})
 	}, "an invalid step in Options is a programming error")
-}
-
-func TestLegacyAnnouncement(t *testing.T) {
-	a := pcipalstub.LegacyAnnouncement()
-	var data map[string]string
-	require.NoError(t, json.Unmarshal(a.Data, &data))
-	assert.Equal(t, map[string]string{"source": "pcipal-stub", "type": "pcipal.ready", "sessionId": "{{sessionId}}"}, data)
-	assert.Equal(t, "*", a.TargetOrigin)
-	assert.NoError(t, a.Validate())
 }

@@ -3,8 +3,9 @@
  * at /static/paybridge.js.
  *
  * It connects the agent's browser to paybridge, shows PCI Pal's secure card capture page in an
- * iframe whenever paybridge hands a payment over, notices when the provider refuses the frame
- * (an expired provider session) so paybridge can start a new one, and shows the outcome.
+ * iframe whenever paybridge hands a payment over, reports a frame the provider refused (an expired
+ * provider session) when it has evidence of it, so paybridge can start a new one, and shows the
+ * outcome.
  *
  *   <div id="payment"></div>
  *   <link rel="stylesheet" href="https://pay.example.com/static/paybridge.css">
@@ -29,28 +30,52 @@
  *     options.getAgentToken()  returns (a promise of) the agent token "vp_at_..." or {token}; asked
  *                              on the first connect and again whenever paybridge rejects the token
  *     options.agentId          optional; the agent token names the agent, this is only shown
- *     options.frameTimeoutMs   6000: time the provider page has to announce itself after the form
- *                              POST before the frame counts as refused
- *     options.frameCheck       "announcement" (default): a frame counts as loaded only when the
- *                              provider page posts its ready announcement, and as refused when it
- *                              does not in time. "none": for a provider page that announces
- *                              nothing, the frame counts as loaded when it loads; refusals are
- *                              then left to paybridge (VCC's status, the provider lifetime) and to
- *                              the agent's restart. The PCI Pal stub announces itself; whether
- *                              live PCI Pal does is not documented (see README, Going live).
+ *     options.frameTimeoutMs   6000: when the handoff carries an announcement, the time the
+ *                              provider page has after the form POST to post it
+ *     options.frameCheck       how the widget tells a refused frame (the browser hides it: the
+ *                              iframe's load event fires either way) from a loaded one:
+ *       "auto" (default)  positive evidence only. When the merchant configured the announcement
+ *                         its PCI Pal flow posts (a PostMessage step; paybridge sends it in each
+ *                         handoff as announcement: {origin, data}), the frame is loaded when a
+ *                         message from the iframe's window comes from that origin with data that
+ *                         holds every key of announcement.data with an equal value (nested values
+ *                         compared deeply, extra keys allowed; a string holding JSON is parsed),
+ *                         and refused when none comes within frameTimeoutMs of the form POST.
+ *                         Without an announcement (live PCI Pal posts nothing unless its flow is
+ *                         set up to) the frame is loaded when a document loads in it and is never
+ *                         counted as refused for want of a message; only a CSP frame-ancestors
+ *                         report (Chromium's ReportingObserver, from the iframe URL's origin)
+ *                         counts as a refusal. Expiry is then recovered by paybridge (VCC's
+ *                         status, the attempt's age) and by the agent's "Start a new one".
+ *       "none"            never reports a refusal; the frame is loaded when a document loads.
+ *       "announcement"    the former name of "auto", kept for old host pages.
+ *
+ *   Before posting the provider tokens of an attempt that may have been posted before (one from
+ *   the ready snapshot of a reconnect or a reload, or one this widget already posted, or one whose
+ *   expiresAt has passed), the widget asks paybridge first ({type: "session.refresh", sessionId,
+ *   attempt}): paybridge renews an attempt older than the provider lifetime, and the widget posts
+ *   only the handoff that answers. It asks again when the tab comes back to the foreground. While
+ *   a payment is open the panel offers "Payment page not showing? Start a new one", which sends
+ *   session.restart.
  *
  *   widget.on(type, fn) -> unsubscribe()
  *     fn(data) runs for: "ready", "handoff", "restarting", "succeeded", "failed", "expired",
  *     "cancelled", "error", "status" ({state: "connecting" | "connected" | "reconnecting" |
- *     "closed", ...}), "frame.loaded" and "frame.refused" ({sessionId, attempt}). data is the
- *     event's data as paybridge sent it, minus the provider tokens (formFields).
+ *     "closed", ...}), "frame.loaded" ({sessionId, attempt, announced}: announced is true when the
+ *     announcement came, false when only a document loaded) and "frame.refused" ({sessionId,
+ *     attempt, reason: "no_announcement" | "csp_frame_ancestors"}). data is the event's data as
+ *     paybridge sent it, minus the provider tokens (formFields). "handoff" runs once per attempt.
  *   widget.off(type, fn)
  *   widget.takePayment({amount, currency, reference, ...}) -> Promise<session>
  *     POST /v1/sessions with the publishable key and the agent token in headers and a fresh
  *     Idempotency-Key; rejects with a PayBridge.APIError carrying the API's {code, error, fix,
  *     docs, param, requestId} and the HTTP status.
- *   widget.restart(sessionId)  asks paybridge for a new attempt (throws when not connected)
- *   widget.state               {status, sessionId, attempt, frame}: what the widget shows now
+ *   widget.restart(sessionId)  asks paybridge for a new attempt (throws when not connected); an
+ *                              attempt younger than 5 s is not restarted (an "error" event with
+ *                              code rate_limit_exceeded)
+ *   widget.state               {status, sessionId, attempt, frame}: what the widget shows now;
+ *                              frame is "none", "checking" (asking paybridge before posting),
+ *                              "pending", "loaded" or "refused"
  *   widget.close()             disconnects for good and clears the panel
  *
  * Security: the agent token lives only in a variable of this closure, and the provider tokens only
@@ -60,14 +85,17 @@
 (function (global) {
   "use strict";
 
-  // The announcement the provider's capture page posts to its parent window once it has loaded
-  // (pcipal.ReadyMessageSource and pcipal.ReadyMessageType).
-  const READY_SOURCE = "pcipal-stub";
-  const READY_TYPE = "pcipal.ready";
-
-  // Once the frame has loaded a document, how long the announcement may still take: it is posted
-  // from the page's own load handler, so it can arrive just after the frame's load event.
-  const LOAD_GRACE_MS = 1000;
+  // A CSP report may reach the page just after the frame's load event: it still counts for the
+  // frame this long after its load.
+  const REPORT_GRACE_MS = 1000;
+  // paybridge does not restart an attempt younger than 5 s on a browser's word: a refusal seen
+  // sooner is reported again after this long, until a new attempt comes (at most REREPORT_MAX).
+  const REREPORT_MS = 5500;
+  const REREPORT_MAX = 3;
+  // How long paybridge has to answer a session.refresh before the panel says so.
+  const REFRESH_ANSWER_MS = 10000;
+  // A tab coming back to the foreground asks paybridge about its attempt at most this often.
+  const VISIBLE_REFRESH_MIN_MS = 5000;
   const DEFAULT_FRAME_TIMEOUT_MS = 6000;
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 20000;
@@ -136,17 +164,24 @@
     let failures = 0; // connection attempts since the last ready
     let reconnectTimer = null;
     let status = "connecting";
-    let current = null; // {sessionId, attempt, session, frame, outcome}: what the panel shows
+    // current is what the panel shows: {sessionId, attempt, session, frame, outcome, checking,
+    // badURL}. checking: the widget asked paybridge (session.refresh) before posting the attempt.
+    let current = null;
     const highest = new Map(); // session id -> highest attempt seen
     const ended = new Set(); // session ids that reached a terminal status
+    const posted = new Set(); // "sessionId#attempt" whose tokens this widget posted into a frame
+    const asked = new Map(); // session id -> the attempt a session.refresh asked about
+    let refreshTimer = null; // the wait for the answer to a session.refresh
+    let restartAskedAt = 0; // when the agent last pressed "Start a new one"
+    let visibleRefreshAt = 0;
     const listeners = new Map();
     const ui = render(element);
 
     ui.retry.addEventListener("click", () => {
-      if (!current) return;
+      if (!current || current.outcome) return;
       try {
         restart(current.sessionId);
-        ui.retry.hidden = true;
+        restartAskedAt = Date.now();
         setPanelMessage("Asked paybridge for a new payment page…");
       } catch (err) {
         setPanelMessage(err.message);
@@ -154,6 +189,9 @@
     });
     global.addEventListener("message", onMessage);
     global.addEventListener("online", onOnline);
+    global.addEventListener("pageshow", onPageShow);
+    if (global.document) global.document.addEventListener("visibilitychange", onVisibilityChange);
+    const reports = observeReports(onReports);
     connect();
 
     // --- host events ---
@@ -306,15 +344,23 @@
       } else if (TERMINAL[msg.type]) {
         onTerminal(TERMINAL[msg.type], msg.sessionId, data);
       } else if (msg.type === "error") {
-        note("error", (data.code ? data.code + ": " : "") + (data.error || "error"));
-        const frame = current && current.frame;
-        if (frame && frame.state === "refused" && msg.sessionId === frame.sessionId) {
-          // The new page paybridge was asked for did not come: let the agent ask again.
-          setPanelMessage("paybridge could not start a new payment page: " + (data.error || data.code) + (data.fix ? " " + data.fix : ""));
-          ui.retry.hidden = false;
-        }
-        emit("error", Object.assign({sessionId: msg.sessionId}, data));
+        onError(msg.sessionId, data);
       }
+    }
+
+    function onError(sessionId, data) {
+      note("error", (data.code ? data.code + ": " : "") + (data.error || "error"), {session: sessionId, code: data.code});
+      const mine = current && !current.outcome && (sessionId === current.sessionId ||
+        (!sessionId && Date.now() - restartAskedAt < 2000));
+      if (mine) {
+        if (data.code === "rate_limit_exceeded") {
+          // The agent pressed "Start a new one" right after a new page was started: say so kindly.
+          setPanelMessage("A new payment page was started a moment ago. Give it a few seconds to appear, then ask again if it still does not show.");
+        } else {
+          setPanelMessage("paybridge could not do that: " + (data.error || data.code) + (data.fix ? " " + data.fix : ""));
+        }
+      }
+      emit("error", Object.assign({sessionId: sessionId}, data));
     }
 
     function onReady(data) {
@@ -333,7 +379,9 @@
         if (e.handoff && e.session && !ended.has(e.session.id)) latest = e;
       }
       if (latest) {
-        showHandoff(latest.handoff, latest.session);
+        // A snapshot's tokens may have been posted before (this page before a reconnect, or before
+        // a reload): showHandoff asks paybridge before posting them.
+        showHandoff(latest.handoff, latest.session, false);
       } else if (current && !current.outcome) {
         clearFrame();
         current = null;
@@ -341,11 +389,15 @@
       }
     }
 
+    // onHandoff takes a session.handoff event: paybridge sent it just now, for a new attempt or as
+    // the answer to a session.refresh.
     function onHandoff(data) {
       if (!accepts(data)) return;
-      note("handoff", "Payment page for attempt " + data.attempt + " handed over", {session: data.sessionId, attempt: data.attempt});
-      emit("handoff", publicHandoff(data));
-      showHandoff(data, data.session);
+      if ((data.attempt | 0) > (highest.get(data.sessionId) || 0)) {
+        note("handoff", "Payment page for attempt " + data.attempt + " handed over", {session: data.sessionId, attempt: data.attempt});
+        emit("handoff", publicHandoff(data));
+      }
+      showHandoff(data, data.session, true);
     }
 
     // accepts reports whether a handoff is new: not for an ended session, nor an older attempt.
@@ -354,13 +406,17 @@
       return (h.attempt | 0) >= (highest.get(h.sessionId) || 0);
     }
 
-    function showHandoff(h, session) {
+    // showHandoff shows h's attempt. fresh: h is a session.handoff paybridge just sent; otherwise
+    // it comes from a ready snapshot. Tokens that may have been posted before are posted only
+    // once paybridge has answered a session.refresh for them.
+    function showHandoff(h, session, fresh) {
       if (!accepts(h)) return;
       const attempt = h.attempt | 0;
       highest.set(h.sessionId, attempt);
-      if (current && current.sessionId === h.sessionId && current.attempt === attempt && current.frame) {
-        // Already shown (a reconnect's snapshot). A refusal reported while the socket was down
-        // may have been lost: report it again; paybridge ignores it if it already acted.
+      const shown = current && current.sessionId === h.sessionId && current.attempt === attempt;
+      if (shown && current.frame) {
+        // Already on screen. A refusal reported while the socket was down may have been lost:
+        // report it again; paybridge ignores it if it already acted.
         if (current.frame.state === "refused") {
           send({type: "frame.refused", sessionId: h.sessionId, attempt: attempt});
         }
@@ -370,7 +426,63 @@
         refuseHandoff(h, session || {});
         return;
       }
+      const answer = fresh && asked.has(h.sessionId) && attempt >= asked.get(h.sessionId);
+      if (!answer && (!fresh || posted.has(postKey(h.sessionId, attempt)) || pastExpiry(h))) {
+        askFirst(h, session || {});
+        return;
+      }
+      if (shown && current.checking && !answer) return; // still waiting for paybridge's answer
+      asked.delete(h.sessionId);
+      clearTimeout(refreshTimer);
       renderFrame(h, session || {});
+    }
+
+    // askFirst shows the payment without a frame and asks paybridge whether h's attempt may still
+    // be shown: it answers with a session.handoff for the current attempt (renewed first if it
+    // was older than the provider lifetime), which showHandoff then posts.
+    function askFirst(h, session) {
+      const attempt = h.attempt | 0;
+      const again = current && current.sessionId === h.sessionId && current.attempt === attempt && current.checking;
+      if (!again) {
+        clearFrame();
+        current = {sessionId: h.sessionId, attempt: attempt, session: session, frame: null, outcome: null, checking: true};
+        showPayment(session, attempt);
+        ui.panel.dataset.frame = "checking";
+        setPanelMessage("Checking with paybridge that the payment page is still valid…");
+      }
+      asked.set(h.sessionId, attempt);
+      // Not connected: the next ready snapshot asks again.
+      if (send({type: "session.refresh", sessionId: h.sessionId, attempt: attempt})) {
+        clearTimeout(refreshTimer);
+        refreshTimer = setTimeout(() => {
+          if (current && current.checking && current.sessionId === h.sessionId) {
+            setPanelMessage("paybridge has not confirmed the payment page yet. If it does not appear, start a new one.");
+          }
+        }, REFRESH_ANSWER_MS);
+      }
+    }
+
+    // pastExpiry reports whether h's provider session should be over by this browser's clock.
+    function pastExpiry(h) {
+      const t = h.expiresAt ? Date.parse(h.expiresAt) : NaN;
+      return !isNaN(t) && Date.now() >= t;
+    }
+
+    // refreshShown asks paybridge about the attempt on screen (the tab came back to the
+    // foreground): one older than the provider lifetime is renewed, and the new one handed over.
+    function refreshShown() {
+      const frame = current && !current.outcome && current.frame;
+      if (!frame || Date.now() - visibleRefreshAt < VISIBLE_REFRESH_MIN_MS) return;
+      visibleRefreshAt = Date.now();
+      send({type: "session.refresh", sessionId: frame.sessionId, attempt: frame.attempt});
+    }
+
+    function onVisibilityChange() {
+      if (global.document.visibilityState === "visible") refreshShown();
+    }
+
+    function onPageShow(ev) {
+      if (ev.persisted) refreshShown(); // restored from the back/forward cache
     }
 
     // refuseHandoff shows an error instead of posting the tokens to an address that is not a web
@@ -383,7 +495,6 @@
       showPayment(session, attempt);
       const error = "paybridge handed over a payment page address that is not an http(s) URL; it was not opened.";
       setPanelMessage(error);
-      ui.retry.hidden = false;
       note("error", error, {session: h.sessionId, attempt: attempt});
       emit("error", {sessionId: h.sessionId, attempt: attempt, code: "handoff_url_refused", error: error,
         fix: "Ask for a new payment page; if it persists, contact paybridge's operator."});
@@ -393,6 +504,7 @@
       const s = data.session || {};
       const id = s.id || sessionId;
       ended.add(id);
+      asked.delete(id);
       let text;
       if (name === "succeeded") {
         text = "Payment taken: " + money(s.amount, s.currency) + (s.result && s.result.transactionId ? " (transaction " + s.result.transactionId + ")" : "");
@@ -441,20 +553,20 @@
         input.value = fields[key];
         form.appendChild(input);
       }
+      const announcement = opts.frameCheck === "auto" ? announcementOf(h) : null;
       const frame = {
         sessionId: h.sessionId, attempt: attempt, iframe: iframe, form: form, state: "pending",
-        origin: originOf(h.iframeUrl), providerSessionId: providerSessionOf(h, session),
-        timer: null, grace: null,
+        origin: originOf(h.iframeUrl), announcement: announcement, timer: null, loadedAt: 0, reports: 0,
       };
       current.frame = frame;
       showPayment(session, attempt);
-      ui.retry.hidden = true;
       ui.frameBox.replaceChildren(iframe, form);
       ui.panel.dataset.frame = "pending";
       iframe.addEventListener("load", () => onFrameLoad(frame));
+      posted.add(postKey(h.sessionId, attempt));
       HTMLFormElement.prototype.submit.call(form);
-      if (opts.frameCheck === "announcement") {
-        frame.timer = setTimeout(() => refuse(frame, "timeout"), opts.frameTimeoutMs);
+      if (announcement) {
+        frame.timer = setTimeout(() => refuse(frame, "no_announcement"), opts.frameTimeoutMs);
       }
     }
 
@@ -467,55 +579,82 @@
         // Cross-origin: a real document loaded, the provider's page or the browser's error page.
       }
       if (href === "about:blank") return; // the iframe's initial empty document
-      if (opts.frameCheck === "none") {
-        loaded(frame);
-        return;
-      }
-      clearTimeout(frame.grace);
-      frame.grace = setTimeout(() => refuse(frame, "load"), Math.min(LOAD_GRACE_MS, opts.frameTimeoutMs));
+      // With an announcement to wait for, a load says nothing: a refused frame loads too. (The
+      // provider's login takes two navigations, so there may be two loads before it.)
+      if (frame.announcement) return;
+      frame.loadedAt = Date.now();
+      loaded(frame, false);
     }
 
     function onMessage(event) {
       const frame = current && current.frame;
-      if (!frame || frame.state !== "pending" || event.source !== frame.iframe.contentWindow) return;
-      if (frame.origin && event.origin !== frame.origin) return;
-      const d = event.data;
-      if (!d || typeof d !== "object" || d.source !== READY_SOURCE || d.type !== READY_TYPE) return;
-      if (frame.providerSessionId && d.sessionId !== frame.providerSessionId) return;
-      loaded(frame);
+      if (!frame || frame.state !== "pending" || !frame.announcement) return;
+      if (event.source !== frame.iframe.contentWindow || event.origin !== frame.announcement.origin) return;
+      if (!announces(frame.announcement.data, event.data)) return;
+      loaded(frame, true);
     }
 
-    function loaded(frame) {
+    // onReports takes Chromium's CSP violation reports: a frame-ancestors violation from the
+    // iframe URL's origin while the frame loads is the browser refusing it. (Reports name only
+    // the origin, and an X-Frame-Options refusal makes none.)
+    function onReports(list) {
+      const frame = current && current.frame;
+      if (!frame || opts.frameCheck !== "auto") return;
+      const loading = frame.state === "pending" || (frame.state === "loaded" && Date.now() - frame.loadedAt < REPORT_GRACE_MS);
+      if (!loading) return;
+      for (const r of list) {
+        const b = r && r.body;
+        if (!b || String(b.effectiveDirective || "").indexOf("frame-ancestors") !== 0) continue;
+        if (originOf(b.blockedURL || b.documentURL || r.url) === frame.origin) {
+          refuse(frame, "csp_frame_ancestors");
+          return;
+        }
+      }
+    }
+
+    function loaded(frame, announced) {
       settle(frame, "loaded");
       send({type: "frame.loaded", sessionId: frame.sessionId, attempt: frame.attempt});
-      note("frame.loaded", "Payment page loaded (attempt " + frame.attempt + "): the customer keys the card on the phone", {session: frame.sessionId, attempt: frame.attempt});
+      note("frame.loaded", "Payment page loaded (attempt " + frame.attempt + "): the customer keys the card on the phone",
+        {session: frame.sessionId, attempt: frame.attempt, announced: announced});
       setPanelMessage("");
-      emit("frame.loaded", {sessionId: frame.sessionId, attempt: frame.attempt});
+      emit("frame.loaded", {sessionId: frame.sessionId, attempt: frame.attempt, announced: announced});
     }
 
     function refuse(frame, why) {
-      if (frame.state !== "pending" || !current || current.frame !== frame) return;
+      if ((frame.state !== "pending" && frame.state !== "loaded") || !current || current.frame !== frame) return;
       settle(frame, "refused");
-      send({type: "frame.refused", sessionId: frame.sessionId, attempt: frame.attempt});
-      note("frame.refused", "The payment page was refused (attempt " + frame.attempt + "); paybridge starts a new one", {session: frame.sessionId, attempt: frame.attempt});
+      reportRefused(frame);
+      note("frame.refused", "The payment page was refused (attempt " + frame.attempt + "); paybridge starts a new one", {session: frame.sessionId, attempt: frame.attempt, reason: why});
       setPanelMessage("The payment page was refused (the provider session has probably expired). paybridge is starting a new one…");
       emit("frame.refused", {sessionId: frame.sessionId, attempt: frame.attempt, reason: why});
+    }
+
+    // reportRefused tells paybridge, and again a little later while no new attempt has come:
+    // paybridge ignores a report about an attempt younger than 5 s, and a report sent while the
+    // socket was down is lost.
+    function reportRefused(frame) {
+      send({type: "frame.refused", sessionId: frame.sessionId, attempt: frame.attempt});
+      if (frame.reports++ < REREPORT_MAX) {
+        frame.timer = setTimeout(() => {
+          if (frame.state === "refused" && current && current.frame === frame) reportRefused(frame);
+        }, REREPORT_MS);
+      }
     }
 
     // settle ends a frame's wait; the form and its tokens leave the page.
     function settle(frame, state) {
       frame.state = state;
       clearTimeout(frame.timer);
-      clearTimeout(frame.grace);
       frame.form.remove();
       ui.panel.dataset.frame = state;
     }
 
     function clearFrame() {
+      clearTimeout(refreshTimer);
       const frame = current && current.frame;
       if (!frame) return;
       clearTimeout(frame.timer);
-      clearTimeout(frame.grace);
       frame.state = "gone";
       frame.form.remove();
       frame.iframe.remove();
@@ -552,12 +691,13 @@
       if (session.reference) parts.push(session.reference);
       parts.push("attempt " + attempt);
       ui.summary.textContent = parts.join(" · ");
+      ui.help.hidden = false; // "Start a new one" stays available while the payment is open
       setPanelMessage("Loading the secure payment page…");
     }
 
     function showOutcome(name, text) {
       ui.summary.hidden = false;
-      ui.retry.hidden = true;
+      ui.help.hidden = true;
       setPanelMessage("");
       ui.outcome.hidden = false;
       ui.outcome.dataset.outcome = name;
@@ -566,7 +706,7 @@
 
     function showEmpty(text) {
       ui.summary.hidden = true;
-      ui.retry.hidden = true;
+      ui.help.hidden = true;
       ui.outcome.hidden = true;
       ui.outcome.removeAttribute("data-outcome");
       setPanelMessage("");
@@ -643,7 +783,9 @@
       if (typeof sessionId !== "string" || sessionId === "") {
         throw new TypeError("PayBridge: restart needs a session id");
       }
-      if (!send({type: "session.restart", sessionId: sessionId})) {
+      const msg = {type: "session.restart", sessionId: sessionId};
+      if (current && current.sessionId === sessionId) msg.attempt = current.attempt;
+      if (!send(msg)) {
         throw new Error("PayBridge: not connected to paybridge; try again once the status is connected");
       }
     }
@@ -656,6 +798,9 @@
       clearFrame();
       global.removeEventListener("message", onMessage);
       global.removeEventListener("online", onOnline);
+      global.removeEventListener("pageshow", onPageShow);
+      if (global.document) global.document.removeEventListener("visibilitychange", onVisibilityChange);
+      if (reports) reports.disconnect();
       if (socket) {
         const ws = socket;
         socket = null;
@@ -696,9 +841,10 @@
     }
     const timeout = o.frameTimeoutMs == null ? DEFAULT_FRAME_TIMEOUT_MS : Number(o.frameTimeoutMs);
     if (!(timeout > 0)) throw new TypeError("PayBridge.mount: options.frameTimeoutMs must be a positive number");
-    const frameCheck = o.frameCheck == null ? "announcement" : o.frameCheck;
-    if (frameCheck !== "announcement" && frameCheck !== "none") {
-      throw new TypeError('PayBridge.mount: options.frameCheck must be "announcement" or "none"');
+    let frameCheck = o.frameCheck == null ? "auto" : o.frameCheck;
+    if (frameCheck === "announcement") frameCheck = "auto"; // its former name
+    if (frameCheck !== "auto" && frameCheck !== "none") {
+      throw new TypeError('PayBridge.mount: options.frameCheck must be "auto" or "none"');
     }
     return {
       baseUrl: o.baseUrl, publishableKey: o.publishableKey, getAgentToken: o.getAgentToken,
@@ -737,12 +883,17 @@
     const outcome = el("div", "pb-outcome");
     outcome.setAttribute("role", "alert");
     outcome.hidden = true;
+    // The agent's own way out when the page stays blank or shows an error: the browser cannot
+    // always tell (see frameCheck), the agent can.
+    const help = el("p", "pb-help");
+    help.hidden = true;
     const retry = el("button", "pb-retry");
     retry.type = "button";
-    retry.textContent = "Start a new payment page";
-    retry.hidden = true;
+    retry.textContent = "Start a new one";
+    help.append(el("span", "pb-help-text"), " ", retry);
+    help.firstChild.textContent = "Payment page not showing?";
     const frameBox = el("div", "pb-frame-box");
-    panel.append(summary, message, retry, empty, outcome, frameBox);
+    panel.append(summary, message, help, empty, outcome, frameBox);
 
     const events = el("section", "pb-events");
     events.setAttribute("aria-label", "Payment events");
@@ -752,7 +903,7 @@
     events.append(title, timeline);
 
     root.append(status, panel, events);
-    return {root, statusText, panel, summary, message, retry, empty, outcome, frameBox, timeline};
+    return {root, statusText, panel, summary, message, help, retry, empty, outcome, frameBox, timeline};
   }
 
   function el(tag, className) {
@@ -786,15 +937,58 @@
     }
   }
 
-  // providerSessionOf returns the provider session the capture page announces: VCC's
-  // providerSessionGuid, or the {sessionId} of an iframe URL .../view/{sessionId}/framed.
-  function providerSessionOf(h, session) {
-    if (session && session.vcc && session.vcc.providerSessionGuid) return session.vcc.providerSessionGuid;
+  function postKey(sessionId, attempt) {
+    return sessionId + "#" + attempt;
+  }
+
+  // announcementOf returns the handoff's {origin, data} announcement when it is usable, else null.
+  function announcementOf(h) {
+    const a = h.announcement;
+    if (!a || typeof a !== "object" || typeof a.origin !== "string" || a.origin === "") return null;
+    if (!a.data || typeof a.data !== "object") return null;
+    return {origin: a.origin, data: a.data};
+  }
+
+  // announces reports whether a message's data holds every key of want with an equal value
+  // (nested values compared deeply, extra keys allowed). A PostMessage step may post its data as
+  // a JSON string: that is parsed first.
+  function announces(want, got) {
+    if (typeof got === "string") {
+      try {
+        got = JSON.parse(got);
+      } catch (err) {
+        return false;
+      }
+    }
+    if (!got || typeof got !== "object" || Array.isArray(got)) return false;
+    for (const key of Object.keys(want)) {
+      if (!Object.prototype.hasOwnProperty.call(got, key) || !deepEqual(want[key], got[key])) return false;
+    }
+    return true;
+  }
+
+  // deepEqual compares JSON values: objects by their keys, arrays by their items in order.
+  function deepEqual(a, b) {
+    if (a === b) return true;
+    if (!a || !b || typeof a !== "object" || typeof b !== "object" || Array.isArray(a) !== Array.isArray(b)) return false;
+    const ka = Object.keys(a);
+    if (ka.length !== Object.keys(b).length) return false;
+    for (const k of ka) {
+      if (!Object.prototype.hasOwnProperty.call(b, k) || !deepEqual(a[k], b[k])) return false;
+    }
+    return true;
+  }
+
+  // observeReports passes the page's CSP violation reports to fn, where the browser has a
+  // ReportingObserver (Chromium); it returns the observer to disconnect, or null.
+  function observeReports(fn) {
+    if (typeof global.ReportingObserver !== "function") return null;
     try {
-      const m = /\/view\/([^/]+)\/framed$/.exec(new URL(h.iframeUrl).pathname);
-      return m ? decodeURIComponent(m[1]) : "";
+      const o = new global.ReportingObserver((list) => fn(list), {types: ["csp-violation"], buffered: false});
+      o.observe();
+      return o;
     } catch (err) {
-      return "";
+      return null;
     }
   }
 
