@@ -69,7 +69,7 @@ func TestSocketAuthentication(t *testing.T) {
 		{"silence", nil, web.CloseAuthTimeout, "no auth message"},
 		{"not an auth message", func() any { return map[string]any{"type": "frame.loaded"} }, web.CloseProtocolError, "first message"},
 		{"forged token", func() any {
-			return map[string]any{"type": "auth", "agentToken": liveKeyring.IssueAgentToken("acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))}
+			return map[string]any{"type": "auth", "agentToken": liveKeyring.IssueAgentToken(bridge.AgentToken{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent-1", ExpiresAt: t0.Add(time.Hour), KeyID: "key_0123456789abcdef"})}
 		}, web.CloseAgentTokenRejected, "auth_invalid_key"},
 		{"expired token", func() any {
 			token := h.agentToken("agent-1")
