@@ -107,6 +107,7 @@ type Server struct {
 	conns            map[*agentConn]struct{}
 	credentialEvents atomic.Uint64
 	unwatch          func()
+	expiries         *expiries
 }
 
 // NewServer wires the routes and middleware around the services.
@@ -137,6 +138,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.clock == nil {
 		s.clock = bridge.SystemClock{}
 	}
+	s.expiries = &expiries{clock: s.clock}
 	s.started, s.lockSeed = s.clock.Now(), maphash.MakeSeed()
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,9 +48,9 @@ const (
 const maxClientMessage = 16 << 10
 
 var upgrader = websocket.Upgrader{
-	// Browsers send a few small messages (the auth message is the largest, ~300 bytes); a longer
-	// one is read through the buffer in pieces. Every socket holds its read buffer for life.
-	ReadBufferSize: 256,
+	// 0: gorilla reads through the reader the hijack hands it, which is the socket's own
+	// (ownReader), so the socket can wait for the next frame without gorilla (agentConn.next).
+	ReadBufferSize: 0,
 	// Idle sockets hold no write buffer: the pool lends one per write, so it can be large enough
 	// for a handoff in one frame.
 	WriteBufferSize: 4096,
@@ -121,7 +122,8 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	up.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 		s.writeError(w, r, bridge.Errorf(bridge.CodeValidationError, "WebSocket handshake failed: %v", reason))
 	}
-	conn, err := up.Upgrade(w, r, http.Header{"X-Request-Id": {RequestID(r.Context())}})
+	own := &ownReader{ResponseWriter: w}
+	conn, err := up.Upgrade(own, r, http.Header{"X-Request-Id": {RequestID(r.Context())}})
 	if err != nil {
 		return nil // the upgrader has answered
 	}
@@ -131,7 +133,7 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	// per-connection state. Writes need no goroutine of their own: one runs only while there is
 	// something to write (agentConn.Wake), pings come from a timer, and credential ends from the
 	// key service's events and the service clock.
-	c := s.openSocket(conn, p, RequestID(r.Context()), key, events)
+	c := s.openSocket(conn, own.br, p, RequestID(r.Context()), key, events)
 	if c == nil {
 		_ = conn.Close()
 		s.sockets.Done()
@@ -145,10 +147,13 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 type agentConn struct {
 	s     *Server
 	conn  *websocket.Conn
+	br    *bufio.Reader // what gorilla reads the connection through
 	sub   *bridge.Subscription
 	agent bridge.AgentRef
-	ctx   context.Context // the socket's actions; cancelled when it ends
-	stop  context.CancelFunc
+	// requestID is the handshake's, for the socket's logs and actions (context, made per use: an
+	// idle socket holds none). Actions are never cancelled: one in flight when the socket ends
+	// (a restart, say) completes.
+	requestID string
 
 	// The credentials it was opened with, whose end ends it.
 	keyID      string // the publishable key
@@ -158,24 +163,21 @@ type agentConn struct {
 	ping   *time.Timer // keepalive, on the wall clock
 	closed atomic.Bool
 
-	mu         sync.Mutex // guards the credential deadline
-	deadline   time.Time  // on the service clock: the earliest end of a credential
-	stopExpiry func() bool
+	expiry *expiry // the earliest end of a credential it holds; guarded by the server's expiries
 
-	shutOnce sync.Once
+	shut atomic.Bool // the connection has been closed
 }
 
 // openSocket is a socket's handshake: the agent token in the first message, the subscription,
 // the ready snapshot written first, and the socket registered for credential events. It returns
 // nil, having sent a close frame, if the agent may not connect.
-func (s *Server) openSocket(conn *websocket.Conn, p *bridge.Principal, requestID, key string, events uint64) *agentConn {
+func (s *Server) openSocket(conn *websocket.Conn, br *bufio.Reader, p *bridge.Principal, requestID, key string, events uint64) *agentConn {
 	conn.SetReadLimit(maxClientMessage)
-	ctx, stop := context.WithCancel(context.WithValue(context.Background(), requestIDKey, requestID))
+	ctx := context.WithValue(context.Background(), requestIDKey, requestID)
 
 	_ = conn.SetReadDeadline(time.Now().Add(s.authTimeout))
 	_, first, err := conn.ReadMessage()
 	if err != nil {
-		stop()
 		// Silence until the deadline is 4408; a peer that hung up or broke the framing gets
 		// nothing (a close frame to a closed socket goes nowhere).
 		var ne net.Error
@@ -188,23 +190,20 @@ func (s *Server) openSocket(conn *websocket.Conn, p *bridge.Principal, requestID
 	}
 	var hello clientMessage
 	if err := json.Unmarshal(first, &hello); err != nil {
-		stop()
 		closeSocket(conn, CloseProtocolError, `the first message is not JSON; it must be {"type":"auth","agentToken":"vp_at_..."}`)
 		return nil
 	}
 	if hello.Type != msgAuth || hello.AgentToken == "" {
-		stop()
 		closeSocket(conn, CloseProtocolError, `the first message must be {"type":"auth","agentToken":"vp_at_..."}`)
 		return nil
 	}
 	token, err := s.keys.VerifyAgentToken(ctx, p, hello.AgentToken)
 	if err != nil {
-		stop()
 		closeSocket(conn, closeCode(err), closeReason(err))
 		return nil
 	}
 	agent := bridge.AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: token.AgentID}
-	c := &agentConn{s: s, conn: conn, agent: agent, ctx: ctx, stop: stop,
+	c := &agentConn{s: s, conn: conn, br: br, agent: agent, requestID: requestID,
 		keyID: p.Key.ID, tokenKeyID: token.KeyID, tokenEpoch: token.Epoch}
 	// Stale attempts restart before this socket subscribes, so it learns of them from the
 	// snapshot rather than from events ahead of it. Subscribing before reading the snapshot loses
@@ -216,14 +215,12 @@ func (s *Server) openSocket(conn *websocket.Conn, p *bridge.Principal, requestID
 	c.sub = s.hub.SubscribeSink(agent, c)
 	if !s.register(c) {
 		c.sub.Close()
-		stop()
 		closeSocket(conn, websocket.CloseGoingAway, "server shutting down")
 		return nil
 	}
 	fail := func() *agentConn {
 		c.sub.Close()
 		s.forget(c)
-		stop()
 		return nil
 	}
 	// A credential that ended while this socket was being opened was not seen by the events
@@ -247,12 +244,12 @@ func (s *Server) openSocket(conn *websocket.Conn, p *bridge.Principal, requestID
 		return fail()
 	}
 	// Token expiry and the grace ends of both keys are times: scheduled, not checked per ping.
-	c.expireAt(token.ExpiresAt, errTokenExpired)
+	s.expiries.schedule(c, token.ExpiresAt, errTokenExpired)
 	if !p.Key.ExpiresAt.IsZero() {
-		c.expireAt(p.Key.ExpiresAt, p.Key.Usable(p.Key.ExpiresAt))
+		s.expiries.schedule(c, p.Key.ExpiresAt, p.Key.Usable(p.Key.ExpiresAt))
 	}
 	if k := token.MintedBy; k != nil && !k.ExpiresAt.IsZero() {
-		c.expireAt(k.ExpiresAt, bridge.MintingKeyUsable(k, k.ExpiresAt))
+		s.expiries.schedule(c, k.ExpiresAt, bridge.MintingKeyUsable(k, k.ExpiresAt))
 	}
 	c.ping = time.AfterFunc(s.pingInterval, c.keepalive)
 	s.logger.InfoContext(ctx, "agent connected", "merchant", agent.MerchantID, "agent", agent.AgentID, "sessions", len(snapshot.Sessions))
@@ -289,6 +286,11 @@ func closeReason(err error) string {
 	return string(e.Code) + ": " + e.Message
 }
 
+// context is the context of the socket's logs and actions: the handshake's request id.
+func (c *agentConn) context() context.Context {
+	return context.WithValue(context.Background(), requestIDKey, c.requestID)
+}
+
 // Wake implements bridge.Sink: messages wait and no writer runs, so one starts, for as long as
 // there is something to write.
 func (c *agentConn) Wake() { go c.flush() }
@@ -318,7 +320,7 @@ func (c *agentConn) Ended(err error) {
 	case errors.Is(err, errServerClosing):
 		go c.shutdown(websocket.CloseGoingAway, "server shutting down")
 	default:
-		c.s.logger.InfoContext(c.ctx, "agent socket closed: its credentials ended", "merchant", c.agent.MerchantID,
+		c.s.logger.InfoContext(c.context(), "agent socket closed: its credentials ended", "merchant", c.agent.MerchantID,
 			"agent", c.agent.AgentID, "code", bridge.ErrorCode(err))
 		go c.shutdown(closeCode(err), closeReason(err))
 	}
@@ -327,13 +329,13 @@ func (c *agentConn) Ended(err error) {
 // shutdown sends a close frame (none if code is 0) and closes the connection, once; the reader
 // then returns and cleans up.
 func (c *agentConn) shutdown(code int, reason string) {
-	c.shutOnce.Do(func() {
-		if code != 0 {
-			closeSocket(c.conn, code, reason)
-		}
-		_ = c.conn.Close()
-		c.stop()
-	})
+	if c.shut.Swap(true) {
+		return
+	}
+	if code != 0 {
+		closeSocket(c.conn, code, reason)
+	}
+	_ = c.conn.Close()
 }
 
 // keepalive pings the peer and arms the next ping; the reader's deadline drops a peer that stops
@@ -351,34 +353,6 @@ func (c *agentConn) keepalive() {
 	}
 }
 
-// expireAt ends the socket with why at at on the service clock, unless it ends earlier already.
-func (c *agentConn) expireAt(at time.Time, why error) {
-	if why == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed.Load() || (!c.deadline.IsZero() && !at.Before(c.deadline)) {
-		return
-	}
-	if c.stopExpiry != nil {
-		c.stopExpiry()
-	}
-	c.deadline = at
-	c.stopExpiry = afterFunc(c.s.clock, at.Sub(c.s.clock.Now()), func() { c.sub.End(why) })
-}
-
-// afterFunc runs f once clock has moved d on: with the clock's own timers if it has them (a test's
-// manual clock), else with the wall clock's.
-func afterFunc(clock bridge.Clock, d time.Duration, f func()) (stop func() bool) {
-	if tc, ok := clock.(interface {
-		AfterFunc(time.Duration, func()) func() bool
-	}); ok {
-		return tc.AfterFunc(d, f)
-	}
-	return time.AfterFunc(d, f).Stop
-}
-
 // read is the socket's one long-lived goroutine: it handles the browser's messages and, when the
 // connection ends for any reason, releases everything the socket holds.
 func (c *agentConn) read() {
@@ -390,11 +364,7 @@ func (c *agentConn) read() {
 func (c *agentConn) finish() {
 	c.closed.Store(true)
 	c.ping.Stop()
-	c.mu.Lock()
-	if c.stopExpiry != nil {
-		c.stopExpiry()
-	}
-	c.mu.Unlock()
+	c.s.expiries.cancel(c)
 	c.sub.Close()
 	c.shutdown(0, "")
 	c.s.forget(c)
@@ -447,7 +417,7 @@ func (s *Server) KeyEnds(key *bridge.APIKey, at time.Time) {
 			continue
 		}
 		if at.After(now) {
-			c.expireAt(at, why)
+			s.expiries.schedule(c, at, why)
 		} else {
 			c.sub.End(why)
 		}
@@ -468,11 +438,13 @@ func (s *Server) AgentTokensRevoked(rec *bridge.AgentTokenRevocation) {
 // limiters are made by the first message that needs them.
 func (s *Server) readActions(c *agentConn) {
 	conn := c.conn
-	deadline := func() { _ = conn.SetReadDeadline(time.Now().Add(s.pingInterval + s.pongTimeout)) }
-	conn.SetPongHandler(func(string) error { deadline(); return nil })
+	conn.SetPongHandler(c.pong)
 	var limits *socketLimits
 	for {
-		deadline()
+		c.extendRead()
+		if err := c.next(); err != nil {
+			return
+		}
 		_, data, err := conn.ReadMessage()
 		if err != nil {
 			return
@@ -482,6 +454,73 @@ func (s *Server) readActions(c *agentConn) {
 		}
 		s.handleAction(c, limits, data)
 	}
+}
+
+// next waits for the next data frame, answering pongs itself: an idle socket waits here, in the
+// standard library's read, rather than deep in gorilla's, and its goroutine keeps a small stack
+// (gorilla's read path needs more than the 2 KiB a goroutine starts with, and a stack that grew
+// never shrinks while it is in use). A pong (the browser's answer to each ping) is a whole frame
+// between messages: FIN, opcode 0xA, masked, at most 125 bytes; it is dropped here, as gorilla
+// would drop it, after extending the read deadline. Any other frame, or anything unusual, is left
+// to gorilla, which handles (or refuses) it as before.
+func (c *agentConn) next() error {
+	for {
+		h, err := c.br.Peek(2)
+		if err != nil {
+			return err
+		}
+		const fin, masked, opPong = 0x80, 0x80, 0xA
+		n := int(h[1] & 0x7f)
+		if h[0] != fin|opPong || h[1]&masked == 0 || n > 125 {
+			return nil
+		}
+		if _, err := c.br.Peek(2 + 4 + n); err != nil {
+			return err
+		}
+		_, _ = c.br.Discard(2 + 4 + n)
+		c.extendRead()
+	}
+}
+
+// ownReader lets gorilla read a socket through a reader the socket holds too (next). Gorilla
+// takes the hijack's reader when its own ReadBufferSize is 0 and the reader holds more than 256
+// bytes.
+type ownReader struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+// socketReadBuffer is the reader's size: more than gorilla's 256 (see ownReader), and enough for
+// the largest message a browser sends in one read (the auth message, ~300 bytes).
+const socketReadBuffer = 512
+
+// Hijack implements http.Hijacker.
+func (o *ownReader) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := o.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("web: the response cannot be hijacked")
+	}
+	conn, brw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		_ = conn.Close()
+		return nil, nil, errors.New("websocket: client sent data before handshake is complete")
+	}
+	o.br = bufio.NewReaderSize(conn, socketReadBuffer)
+	return conn, bufio.NewReadWriter(o.br, brw.Writer), nil
+}
+
+// extendRead gives the peer a ping interval and the pong timeout to say something.
+func (c *agentConn) extendRead() {
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.s.pingInterval + c.s.pongTimeout))
+}
+
+// pong is the socket's pong handler: the peer is alive.
+func (c *agentConn) pong(string) error {
+	c.extendRead()
+	return nil
 }
 
 // socketLimits meter one socket's messages.
@@ -496,7 +535,7 @@ func newSocketLimits() *socketLimits {
 //
 //go:noinline
 func (s *Server) handleAction(c *agentConn, limits *socketLimits, data []byte) {
-	ctx, sub, agent := c.ctx, c.sub, c.agent
+	ctx, sub, agent := c.context(), c.sub, c.agent
 	if !limits.messages.Allow() {
 		if limits.complaints.Allow() {
 			s.sendError(sub, "", bridge.Errorf(bridge.CodeRateLimitExceeded, "This socket sends more than %d messages a second; the excess is dropped.", socketMessagesPerSecond))
@@ -536,7 +575,7 @@ func (s *Server) handleAction(c *agentConn, limits *socketLimits, data []byte) {
 	default:
 		actionErr = bridge.Errorf(bridge.CodeValidationError, "Unknown message type %q; expected frame.loaded, frame.refused or session.restart.", truncate(msg.Type, 40))
 	}
-	if actionErr != nil && ctx.Err() == nil {
+	if actionErr != nil && !c.closed.Load() {
 		s.logger.InfoContext(ctx, "agent action failed", "type", capText(msg.Type, capInputText), "session", capText(sessionID, capInputText), "err", actionErr)
 		s.sendError(sub, sessionID, actionErr)
 	}
