@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -34,6 +35,52 @@ type KeyService struct {
 	grace     time.Duration
 	tokenTTL  time.Duration
 	maxTTL    time.Duration
+
+	watchMu  sync.Mutex
+	watchers map[*watcherEntry]struct{}
+}
+
+// CredentialWatcher is told when credentials end, so that what they opened (agent sockets) ends
+// at once rather than at its next use. Calls come synchronously from the request that ended the
+// credential, after it is durable: a watcher must not block.
+type CredentialWatcher interface {
+	// KeyEnds says key stops working at at: now (or before) for a revocation, the end of its
+	// grace window for a roll. key is the stored key after the change.
+	KeyEnds(key *APIKey, at time.Time)
+	// AgentTokensRevoked says every token of rec.Agent with an epoch below rec.Epoch is void.
+	AgentTokensRevoked(rec *AgentTokenRevocation)
+}
+
+// watcherEntry makes each Watch call its own registration, whatever the watcher's type.
+type watcherEntry struct{ w CredentialWatcher }
+
+// Watch registers w for the credential events of this KeyService until stop is called.
+func (k *KeyService) Watch(w CredentialWatcher) (stop func()) {
+	e := &watcherEntry{w: w}
+	k.watchMu.Lock()
+	if k.watchers == nil {
+		k.watchers = make(map[*watcherEntry]struct{})
+	}
+	k.watchers[e] = struct{}{}
+	k.watchMu.Unlock()
+	return func() {
+		k.watchMu.Lock()
+		delete(k.watchers, e)
+		k.watchMu.Unlock()
+	}
+}
+
+// notify calls fn for every registered watcher, outside the lock.
+func (k *KeyService) notify(fn func(CredentialWatcher)) {
+	k.watchMu.Lock()
+	list := make([]CredentialWatcher, 0, len(k.watchers))
+	for e := range k.watchers {
+		list = append(list, e.w)
+	}
+	k.watchMu.Unlock()
+	for _, w := range list {
+		fn(w)
+	}
 }
 
 // NewKeyService returns a KeyService.
@@ -159,15 +206,17 @@ func (k *KeyService) RollKey(ctx context.Context, merchantID, id string, grace t
 		return "", nil, err
 	}
 	end := k.clock.Now().Add(grace).UTC()
-	if _, err := k.store.UpdateAPIKey(ctx, id, func(x *APIKey) error {
+	rolled, err := k.store.UpdateAPIKey(ctx, id, func(x *APIKey) error {
 		if x.ExpiresAt.IsZero() || end.Before(x.ExpiresAt) {
 			x.ExpiresAt = end
 		}
 		x.RolledTo = key.ID
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return "", nil, err
 	}
+	k.notify(func(w CredentialWatcher) { w.KeyEnds(rolled, rolled.ExpiresAt) })
 	return plain, key, nil
 }
 
@@ -177,12 +226,17 @@ func (k *KeyService) RevokeKey(ctx context.Context, merchantID, id string) (*API
 		return nil, err
 	}
 	now := k.clock.Now().UTC()
-	return k.store.UpdateAPIKey(ctx, id, func(x *APIKey) error {
+	revoked, err := k.store.UpdateAPIKey(ctx, id, func(x *APIKey) error {
 		if x.RevokedAt.IsZero() {
 			x.RevokedAt = now
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	k.notify(func(w CredentialWatcher) { w.KeyEnds(revoked, revoked.RevokedAt) })
+	return revoked, nil
 }
 
 // Key returns key id of merchantID, or validation_error if the merchant has no such key.
@@ -214,13 +268,11 @@ func (k *KeyService) ownKey(ctx context.Context, merchantID, id string) (*APIKey
 }
 
 // IssueAgentToken mints a token for agentID of p's merchant, in p's key's mode, for ttl (0: the
-// default; at most the maximum).
-func (k *KeyService) IssueAgentToken(p *Principal, agentID string, ttl time.Duration) (string, time.Time, error) {
-	if agentID == "" {
-		return "", time.Time{}, missing("agentId")
-	}
-	if len(agentID) > maxAgentID || !printable(agentID) {
-		return "", time.Time{}, invalid("agentId", "agentId must be 1 to %d printable characters", maxAgentID)
+// default; at most the maximum). The token names p's key and the agent's current token epoch, so
+// revoking either ends it.
+func (k *KeyService) IssueAgentToken(ctx context.Context, p *Principal, agentID string, ttl time.Duration) (string, time.Time, error) {
+	if err := validAgentID(agentID); err != nil {
+		return "", time.Time{}, err
 	}
 	if ttl == 0 {
 		ttl = k.tokenTTL
@@ -228,14 +280,50 @@ func (k *KeyService) IssueAgentToken(p *Principal, agentID string, ttl time.Dura
 	if ttl < time.Minute || ttl > k.maxTTL {
 		return "", time.Time{}, invalid("ttlSeconds", "ttlSeconds must be from 60 to %d", int(k.maxTTL.Seconds()))
 	}
+	agent := AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: agentID}
+	epoch, err := k.store.AgentTokenEpoch(ctx, agent)
+	if err != nil {
+		return "", time.Time{}, Errorf(CodeAuthServiceUnavailable, "Agent tokens cannot be issued right now.").WithCause(err)
+	}
 	exp := k.clock.Now().Add(ttl).Truncate(time.Second).UTC()
-	return k.keyring.IssueAgentToken(p.Merchant.ID, p.Key.Mode, agentID, exp), exp, nil
+	token := k.keyring.IssueAgentToken(AgentToken{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agentID,
+		ExpiresAt: exp, KeyID: p.Key.ID, Epoch: epoch})
+	return token, exp, nil
+}
+
+// RevokeAgentTokens voids every token of agentID of p's merchant and mode minted until now,
+// durably: the agent's token epoch moves on in the key store, which every node reads. Watchers
+// (the open sockets) are told at once.
+func (k *KeyService) RevokeAgentTokens(ctx context.Context, p *Principal, agentID string) (*AgentTokenRevocation, error) {
+	if err := validAgentID(agentID); err != nil {
+		return nil, err
+	}
+	agent := AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: agentID}
+	rec, err := k.store.RevokeAgentTokens(ctx, agent, k.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	k.notify(func(w CredentialWatcher) { w.AgentTokensRevoked(rec) })
+	return rec, nil
+}
+
+func validAgentID(agentID string) error {
+	if agentID == "" {
+		return missing("agentId")
+	}
+	if len(agentID) > maxAgentID || !printable(agentID) {
+		return invalid("agentId", "agentId must be 1 to %d printable characters", maxAgentID)
+	}
+	return nil
 }
 
 // VerifyAgentToken checks an agent token presented with p's publishable key: it must be valid,
-// unexpired, of the same merchant, and of the same mode (auth_key_type_forbidden otherwise).
-func (k *KeyService) VerifyAgentToken(p *Principal, token string) (*AgentToken, error) {
-	t, err := k.keyring.VerifyAgentToken(token, k.clock.Now())
+// unexpired, of the same merchant, and of the same mode (auth_key_type_forbidden otherwise); the
+// secret key that minted it must still work and the agent's tokens must not have been revoked
+// since (auth_key_expired otherwise). The token returned carries its minting key (MintedBy).
+func (k *KeyService) VerifyAgentToken(ctx context.Context, p *Principal, token string) (*AgentToken, error) {
+	now := k.clock.Now()
+	t, err := k.keyring.VerifyAgentToken(token, now)
 	if err != nil {
 		return nil, err
 	}
@@ -246,5 +334,49 @@ func (k *KeyService) VerifyAgentToken(p *Principal, token string) (*AgentToken, 
 		return nil, Errorf(CodeAuthKeyTypeForbidden, "A %s agent token cannot be used with a %s key.", t.Mode, p.Key.Mode).
 			WithFix("Use an agent token minted with a secret key of the same mode (test or live) as the publishable key.")
 	}
+	minter, err := k.store.APIKey(ctx, t.KeyID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, Errorf(CodeAuthInvalidKey, "The agent token names a key that does not exist.")
+	case err != nil:
+		return nil, Errorf(CodeAuthServiceUnavailable, "Agent tokens cannot be checked right now.").WithCause(err)
+	}
+	// The signature makes these hold for every token paybridge minted; checked anyway, since the
+	// key is what the token's authority comes from.
+	if minter.MerchantID != t.MerchantID || minter.Mode != t.Mode || minter.Type != KeySecret {
+		return nil, Errorf(CodeAuthInvalidKey, "The agent token names a key that cannot mint it.")
+	}
+	if err := MintingKeyUsable(minter, now); err != nil {
+		return nil, err
+	}
+	epoch, err := k.store.AgentTokenEpoch(ctx, AgentRef{MerchantID: t.MerchantID, Mode: t.Mode, AgentID: t.AgentID})
+	if err != nil {
+		return nil, Errorf(CodeAuthServiceUnavailable, "Agent tokens cannot be checked right now.").WithCause(err)
+	}
+	if t.Epoch < epoch {
+		return nil, RevokedAgentTokenError()
+	}
+	t.MintedBy = minter
 	return t, nil
+}
+
+// MintingKeyUsable returns nil if an agent token minted by key may be used at now, or the
+// auth_key_expired error saying why not: the key was revoked, or rolled and its grace is over.
+func MintingKeyUsable(key *APIKey, now time.Time) error {
+	if key.Usable(now) == nil {
+		return nil
+	}
+	what := "was rolled and its grace window has ended"
+	if !key.RevokedAt.IsZero() && !now.Before(key.RevokedAt) {
+		what = "was revoked"
+	}
+	return Errorf(CodeAuthKeyExpired, "The secret key that minted this agent token %s.", what).
+		WithFix("Mint a fresh agent token with a working secret key (POST /v1/agent_tokens); the widget asks its host page for one when this happens.")
+}
+
+// RevokedAgentTokenError returns the auth_key_expired error of a token voided by
+// DELETE /v1/agent_tokens/{agentId}.
+func RevokedAgentTokenError() error {
+	return Errorf(CodeAuthKeyExpired, "The agent's tokens were revoked.").
+		WithFix("Mint a fresh agent token with POST /v1/agent_tokens; tokens minted after the revocation work.")
 }

@@ -147,7 +147,7 @@ func TestAuthenticateFailures(t *testing.T) {
 		{"malformed", w.keys, "vp_sk_test_short", bridge.CodeAuthInvalidKey, true},
 		{"wrong prefix", w.keys, "sk_test_" + strings.Repeat("a", 30), bridge.CodeAuthInvalidKey, true},
 		{"scheme left in", w.keys, "Bearer " + valid, bridge.CodeAuthInvalidKey, true},
-		{"agent token as key", w.keys, w.keyring.IssueAgentToken("acme", bridge.ModeTest, "a", t0.Add(time.Hour)), bridge.CodeAuthInvalidKey, true},
+		{"agent token as key", w.keys, issueToken(w.keyring, "acme", bridge.ModeTest, "a", t0.Add(time.Hour)), bridge.CodeAuthInvalidKey, true},
 		{"unknown", w.keys, unknown, bridge.CodeAuthInvalidKey, true},
 		{"valid key, one character changed", w.keys, valid[:len(valid)-1] + flip(valid[len(valid)-1]), bridge.CodeAuthInvalidKey, true},
 		{"record disagrees with prefix", w.keys, lying, bridge.CodeAuthInvalidKey, true},
@@ -396,7 +396,7 @@ func TestIssueAgentToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newKeyWorld(t)
 			p := w.principal(t, "acme", bridge.KeySecret, bridge.ModeLive)
-			token, exp, err := w.keys.IssueAgentToken(p, tt.agentID, tt.ttl)
+			token, exp, err := w.keys.IssueAgentToken(t.Context(), p, tt.agentID, tt.ttl)
 			if tt.want != "" {
 				require.Error(t, err)
 				assert.Equal(t, tt.want, bridge.ErrorCode(err))
@@ -430,13 +430,13 @@ func TestIssueAgentTokenOptions(t *testing.T) {
 	p, err := keys.Authenticate(context.Background(), plain)
 	require.NoError(t, err)
 
-	_, exp, err := keys.IssueAgentToken(p, "agent-1", 0)
+	_, exp, err := keys.IssueAgentToken(t.Context(), p, "agent-1", 0)
 	require.NoError(t, err)
 	assert.True(t, exp.Equal(t0.Add(10*time.Minute)), "default from options, whole seconds: %v", exp)
 
-	_, _, err = keys.IssueAgentToken(p, "agent-1", 30*time.Minute)
+	_, _, err = keys.IssueAgentToken(t.Context(), p, "agent-1", 30*time.Minute)
 	assert.NoError(t, err)
-	_, _, err = keys.IssueAgentToken(p, "agent-1", 31*time.Minute)
+	_, _, err = keys.IssueAgentToken(t.Context(), p, "agent-1", 31*time.Minute)
 	assert.Equal(t, bridge.CodeValidationError, bridge.ErrorCode(err), "maximum from options")
 }
 
@@ -447,10 +447,10 @@ func TestVerifyAgentTokenThroughKeyService(t *testing.T) {
 	acmeLivePub := w.principal(t, "acme", bridge.KeyPublishable, bridge.ModeLive)
 	globexTestPub := w.principal(t, "globex", bridge.KeyPublishable, bridge.ModeTest)
 
-	token, exp, err := w.keys.IssueAgentToken(acmeTestSecret, "agent-1", time.Hour)
+	token, exp, err := w.keys.IssueAgentToken(t.Context(), acmeTestSecret, "agent-1", time.Hour)
 	require.NoError(t, err)
 
-	got, err := w.keys.VerifyAgentToken(acmeTestPub, token)
+	got, err := w.keys.VerifyAgentToken(t.Context(), acmeTestPub, token)
 	require.NoError(t, err)
 	assert.Equal(t, "agent-1", got.AgentID)
 	assert.Equal(t, "acme", got.MerchantID)
@@ -469,7 +469,7 @@ func TestVerifyAgentTokenThroughKeyService(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := w.keys.VerifyAgentToken(tt.p, tt.token)
+			got, err := w.keys.VerifyAgentToken(t.Context(), tt.p, tt.token)
 			assert.Nil(t, got)
 			assert.Equal(t, tt.want, bridge.ErrorCode(err))
 			assert.NotContains(t, err.Error(), tt.token)
@@ -478,10 +478,10 @@ func TestVerifyAgentTokenThroughKeyService(t *testing.T) {
 
 	t.Run("expiry follows the service clock", func(t *testing.T) {
 		w.clock.Set(exp.Add(-time.Second))
-		_, err := w.keys.VerifyAgentToken(acmeTestPub, token)
+		_, err := w.keys.VerifyAgentToken(t.Context(), acmeTestPub, token)
 		require.NoError(t, err)
 		w.clock.Set(exp)
-		_, err = w.keys.VerifyAgentToken(acmeTestPub, token)
+		_, err = w.keys.VerifyAgentToken(t.Context(), acmeTestPub, token)
 		assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(err))
 	})
 }
@@ -507,4 +507,124 @@ func TestCanManageKeys(t *testing.T) {
 	// ExpiresAt alone (a roll whose successor id is not known) is enough.
 	p.Key.RolledTo = ""
 	assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(p.CanManageKeys()))
+}
+
+// recordingWatcher remembers the credential events a KeyService reports.
+type recordingWatcher struct {
+	keys    []string // "id@at"
+	revoked []*bridge.AgentTokenRevocation
+}
+
+func (r *recordingWatcher) KeyEnds(key *bridge.APIKey, at time.Time) {
+	r.keys = append(r.keys, key.ID+"@"+at.UTC().Format(time.RFC3339))
+}
+
+func (r *recordingWatcher) AgentTokensRevoked(rec *bridge.AgentTokenRevocation) {
+	r.revoked = append(r.revoked, rec)
+}
+
+// TestAgentTokenEndsWithItsMintingKey (issue 10 item 3): a token works while the secret key that
+// minted it does; revoking that key ends it at once, rolling it ends it with the grace window.
+func TestAgentTokenEndsWithItsMintingKey(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		end    func(w *keyWorld, keyID string)
+		before time.Duration // still works this long after end; 0: not at all
+		reason string
+	}{
+		{"revoked", func(w *keyWorld, id string) {
+			_, err := w.keys.RevokeKey(ctx, "acme", id)
+			require.NoError(t, err)
+		}, 0, "was revoked"},
+		{"rolled", func(w *keyWorld, id string) {
+			_, _, err := w.keys.RollKey(ctx, "acme", id, time.Hour)
+			require.NoError(t, err)
+		}, time.Hour, "grace window has ended"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newKeyWorld(t)
+			watcher := &recordingWatcher{}
+			stop := w.keys.Watch(watcher)
+			secretPlain, secret := w.createKey(t, "acme", bridge.KeySecret, bridge.ModeTest)
+			p, err := w.keys.Authenticate(ctx, secretPlain)
+			require.NoError(t, err)
+			pub := w.principal(t, "acme", bridge.KeyPublishable, bridge.ModeTest)
+			token, _, err := w.keys.IssueAgentToken(ctx, p, "agent-1", 2*time.Hour)
+			require.NoError(t, err)
+			got, err := w.keys.VerifyAgentToken(ctx, pub, token)
+			require.NoError(t, err)
+			require.NotNil(t, got.MintedBy)
+			assert.Equal(t, secret.ID, got.MintedBy.ID)
+
+			tt.end(w, secret.ID)
+			require.Len(t, watcher.keys, 1, "the watcher hears of the key's end")
+			assert.Equal(t, secret.ID+"@"+t0.Add(tt.before).UTC().Format(time.RFC3339), watcher.keys[0])
+			if tt.before > 0 {
+				w.clock.Set(t0.Add(tt.before - time.Second))
+				_, err := w.keys.VerifyAgentToken(ctx, pub, token)
+				require.NoError(t, err, "inside the grace window the token works")
+				w.clock.Set(t0.Add(tt.before))
+			}
+			_, err = w.keys.VerifyAgentToken(ctx, pub, token)
+			assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(err))
+			assert.Contains(t, bridge.AsError(err).Message, tt.reason)
+
+			stop()
+			_, err = w.keys.RevokeKey(ctx, "acme", secret.ID)
+			require.NoError(t, err)
+			assert.Len(t, watcher.keys, 1, "a stopped watcher hears nothing")
+		})
+	}
+}
+
+// TestRevokeAgentTokens (issue 10 item 3): revoking an agent's tokens voids every token it holds,
+// durably (a new KeyService on the same store agrees), and no other agent's; tokens minted
+// afterwards work.
+func TestRevokeAgentTokens(t *testing.T) {
+	ctx := context.Background()
+	w := newKeyWorld(t)
+	watcher := &recordingWatcher{}
+	w.keys.Watch(watcher)
+	secret := w.principal(t, "acme", bridge.KeySecret, bridge.ModeTest)
+	liveSecret := w.principal(t, "acme", bridge.KeySecret, bridge.ModeLive)
+	pub := w.principal(t, "acme", bridge.KeyPublishable, bridge.ModeTest)
+	livePub := w.principal(t, "acme", bridge.KeyPublishable, bridge.ModeLive)
+	mint := func(p *bridge.Principal, agent string) string {
+		t.Helper()
+		token, _, err := w.keys.IssueAgentToken(ctx, p, agent, time.Hour)
+		require.NoError(t, err)
+		return token
+	}
+	first, second := mint(secret, "agent-1"), mint(secret, "agent-1")
+	assert.NotEqual(t, first, second, "tokens are not deterministic")
+	otherAgent, otherMode := mint(secret, "agent-2"), mint(liveSecret, "agent-1")
+
+	rec, err := w.keys.RevokeAgentTokens(ctx, secret, "agent-1")
+	require.NoError(t, err)
+	assert.Equal(t, bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent-1"}, rec.Agent)
+	require.Len(t, watcher.revoked, 1)
+	assert.Equal(t, rec, watcher.revoked[0])
+	after := mint(secret, "agent-1")
+
+	restarted := w.service(w.store, w.merchants)
+	for _, keys := range []*bridge.KeyService{w.keys, restarted} {
+		for _, token := range []string{first, second} {
+			_, err := keys.VerifyAgentToken(ctx, pub, token)
+			assert.Equal(t, bridge.CodeAuthKeyExpired, bridge.ErrorCode(err))
+			assert.Contains(t, bridge.AsError(err).Message, "revoked")
+		}
+		_, err := keys.VerifyAgentToken(ctx, pub, after)
+		assert.NoError(t, err, "a token minted after the revocation works")
+		_, err = keys.VerifyAgentToken(ctx, pub, otherAgent)
+		assert.NoError(t, err, "another agent's token works")
+		_, err = keys.VerifyAgentToken(ctx, livePub, otherMode)
+		assert.NoError(t, err, "the same agent's token of the other mode works")
+	}
+
+	_, err = w.keys.RevokeAgentTokens(ctx, secret, "")
+	assert.Equal(t, bridge.CodeValidationMissingField, bridge.ErrorCode(err))
+	_, err = w.keys.RevokeAgentTokens(ctx, secret, "agent\n1")
+	assert.Equal(t, bridge.CodeValidationError, bridge.ErrorCode(err))
 }

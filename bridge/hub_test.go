@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -453,4 +454,137 @@ func TestHubUnencodableEvent(t *testing.T) {
 
 	h.Publish(event(agentA, 1))
 	assert.Equal(t, "vp_evt_1", decode(t, receive(t, s)).ID)
+}
+
+// testSink is a Sink whose writer the test runs by hand: Wake only counts, and the test drains
+// with Next, as a socket's writer goroutine would.
+type testSink struct {
+	mu    sync.Mutex
+	wakes int
+	ended []error
+}
+
+func (s *testSink) Wake() { s.mu.Lock(); s.wakes++; s.mu.Unlock() }
+
+func (s *testSink) Ended(err error) {
+	s.mu.Lock()
+	s.ended = append(s.ended, err)
+	s.mu.Unlock()
+}
+
+func (s *testSink) counts() (wakes, ended int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wakes, len(s.ended)
+}
+
+// drainSink takes everything sub holds, as a writer's turn does.
+func drainSink(sub *bridge.Subscription) []wire {
+	var out []wire
+	for {
+		msg, ok := sub.Next()
+		if !ok {
+			return out
+		}
+		var w wire
+		_ = json.Unmarshal(msg, &w)
+		out = append(out, w)
+	}
+}
+
+// TestHubSinkDelivery (issue 12 item 3): a sink subscription wakes its writer only when messages
+// wait and no writer has the turn; the subscriber holds the first turn (for its ready message);
+// order and sequence are the channel subscriptions'.
+func TestHubSinkDelivery(t *testing.T) {
+	h := bridge.NewHub(nil, 0)
+	sink := &testSink{}
+	s := h.SubscribeSink(agentA, sink)
+	ch := h.Subscribe(agentA)
+
+	h.Publish(event(agentA, 1))
+	wakes, _ := sink.counts()
+	assert.Zero(t, wakes, "the subscriber holds the first turn: no wake")
+	ready, ok := h.Encode(s, event(agentA, 0))
+	require.True(t, ok)
+	assert.EqualValues(t, 2, decode(t, ready).Seq)
+	h.Publish(event(agentA, 2))
+	got := drainSink(s) // the first turn ends here
+	require.Len(t, got, 2)
+	assert.Equal(t, []string{"vp_evt_1", "vp_evt_2"}, []string{got[0].ID, got[1].ID})
+	assert.Equal(t, []int64{1, 3}, []int64{got[0].Seq, got[1].Seq})
+
+	for i := 3; i <= 5; i++ {
+		h.Publish(event(agentA, i))
+	}
+	wakes, _ = sink.counts()
+	assert.Equal(t, 1, wakes, "one wake for a burst: the writer has the turn until it drains")
+	require.True(t, h.Send(s, event(agentA, 6)))
+	got = drainSink(s)
+	require.Len(t, got, 4)
+	for i, w := range got {
+		assert.Equal(t, fmt.Sprintf("vp_evt_%d", i+3), w.ID)
+	}
+	h.Publish(event(agentA, 7))
+	wakes, _ = sink.counts()
+	assert.Equal(t, 2, wakes, "an idle writer is woken again")
+	assert.Equal(t, "vp_evt_7", drainSink(s)[0].ID)
+
+	// The channel subscription of the same agent saw the same publications.
+	for _, want := range []string{"vp_evt_1", "vp_evt_2", "vp_evt_3", "vp_evt_4", "vp_evt_5", "vp_evt_7"} {
+		assert.Equal(t, want, decode(t, receive(t, ch)).ID)
+	}
+	s.Close()
+	_, ended := sink.counts()
+	assert.Equal(t, 1, ended)
+	assert.Nil(t, sink.ended[0], "closed by its owner: no error")
+}
+
+// TestHubSinkEnd (issue 10 item 5): End ends a subscription at once: what was queued and not yet
+// taken is not delivered, nothing published afterwards is, and the sink hears why, once.
+func TestHubSinkEnd(t *testing.T) {
+	h := bridge.NewHub(nil, 0)
+	sink := &testSink{}
+	s := h.SubscribeSink(agentA, sink)
+	other := h.Subscribe(agentA)
+	drainSink(s)
+	h.Publish(event(agentA, 1))
+	h.Publish(event(agentA, 2))
+	msg, ok := s.Next() // a writer took one message before the end
+	require.True(t, ok)
+	assert.Equal(t, "vp_evt_1", decode(t, msg).ID)
+
+	revoked := bridge.Errorf(bridge.CodeAuthKeyExpired, "revoked")
+	s.End(revoked)
+	h.Publish(event(agentA, 3))
+	assert.Empty(t, drainSink(s), "nothing after the end, and nothing queued before it")
+	s.End(errors.New("again"))
+	s.Close()
+	_, ended := sink.counts()
+	assert.Equal(t, 1, ended)
+	assert.Same(t, revoked, sink.ended[0])
+	assert.Same(t, revoked, s.Err())
+	assert.Zero(t, h.Dropped(), "an ended subscription is not a slow one")
+	assert.EqualValues(t, 1, h.Subscribers())
+	assert.Len(t, []string{decode(t, receive(t, other)).ID, decode(t, receive(t, other)).ID, decode(t, receive(t, other)).ID}, 3)
+}
+
+// TestHubSinkSlow: a sink whose writer does not keep up is dropped by the publish that finds its
+// queue full, as a channel subscription is, and never blocks the publisher.
+func TestHubSinkSlow(t *testing.T) {
+	const buffer = 4
+	h := bridge.NewHub(nil, buffer)
+	sink := &testSink{}
+	s := h.SubscribeSink(agentA, sink)
+	drainSink(s)
+	for i := 1; i <= buffer; i++ {
+		h.Publish(event(agentA, i))
+	}
+	_, ended := sink.counts()
+	require.Zero(t, ended)
+	h.Publish(event(agentA, buffer+1))
+	_, ended = sink.counts()
+	require.Equal(t, 1, ended)
+	assert.ErrorIs(t, sink.ended[0], bridge.ErrSlowConsumer)
+	assert.EqualValues(t, 1, h.Dropped())
+	assert.Empty(t, drainSink(s))
 }

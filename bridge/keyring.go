@@ -66,24 +66,37 @@ func (k *Keyring) Open(sealed, associated []byte) ([]byte, error) {
 }
 
 // AgentToken is what an agent token asserts: one agent of one merchant, in one mode, until
-// ExpiresAt.
+// ExpiresAt, minted by the secret key KeyID while the agent's token epoch was Epoch. The token
+// stops working when that key does (revoked, or its roll grace over) and when the agent's tokens
+// are revoked (the epoch moves past Epoch); KeyService checks both, the Keyring only the
+// signature and the expiry.
 type AgentToken struct {
 	MerchantID string    `json:"m"`
 	Mode       Mode      `json:"-"`
 	AgentID    string    `json:"a"`
 	ExpiresAt  time.Time `json:"-"`
 	Expiry     int64     `json:"e"`
+	KeyID      string    `json:"k"`           // the secret key that minted it
+	ID         string    `json:"i"`           // random: two tokens are never the same
+	Epoch      int64     `json:"g,omitempty"` // the agent's token epoch when it was minted
+
+	// MintedBy is the key KeyID names, as KeyService.VerifyAgentToken found it; never encoded.
+	MintedBy *APIKey `json:"-"`
 }
 
 const (
 	agentTokenPrefix   = "vp_at_"
 	webhookTokenPrefix = "vp_wt_"
 	maxTokenLen        = 2048
+	agentTokenIDLen    = 16
 )
 
-// IssueAgentToken returns a signed token for agent of merchant in mode, valid until expiresAt.
-func (k *Keyring) IssueAgentToken(merchantID string, mode Mode, agentID string, expiresAt time.Time) string {
-	return k.sign(agentTokenPrefix+string(mode)+"_", AgentToken{MerchantID: merchantID, AgentID: agentID, Expiry: expiresAt.Unix()})
+// IssueAgentToken returns a signed token asserting t (MerchantID, Mode, AgentID, ExpiresAt,
+// KeyID, Epoch), with a fresh random ID.
+func (k *Keyring) IssueAgentToken(t AgentToken) string {
+	t.Expiry = t.ExpiresAt.Unix()
+	t.ID = RandomBase62(agentTokenIDLen)
+	return k.sign(agentTokenPrefix+string(t.Mode)+"_", t)
 }
 
 // sign returns prefix + base64url(JSON(payload)) + "." + base64url(HMAC(prefix and payload)):
@@ -127,7 +140,9 @@ func (k *Keyring) VerifyAgentToken(token string, now time.Time) (*AgentToken, er
 			mode = m
 		}
 	}
-	if mode == "" || t.MerchantID == "" || t.AgentID == "" {
+	// A token without its minting key's id predates revocable tokens: it cannot be revoked, so it
+	// is not accepted either.
+	if mode == "" || t.MerchantID == "" || t.AgentID == "" || t.KeyID == "" || t.ID == "" {
 		return nil, Errorf(CodeAuthInvalidKey, "The agent token is malformed or was not issued by this paybridge.").
 			WithFix("Mint a fresh agent token with POST /v1/agent_tokens from your backend and pass it to the widget.")
 	}

@@ -128,7 +128,7 @@ func TestAgentTokenRoundTrip(t *testing.T) {
 	exp := t0.Add(time.Hour)
 	for _, mode := range []bridge.Mode{bridge.ModeTest, bridge.ModeLive} {
 		t.Run(string(mode), func(t *testing.T) {
-			token := k.IssueAgentToken("acme", mode, "agent-7 ü", exp)
+			token := issueToken(k, "acme", mode, "agent-7 ü", exp)
 			assert.True(t, strings.HasPrefix(token, "vp_at_"+string(mode)+"_"), "token prefix")
 
 			got, err := k.VerifyAgentToken(token, t0)
@@ -145,7 +145,7 @@ func TestAgentTokenRoundTrip(t *testing.T) {
 func TestAgentTokenExpiry(t *testing.T) {
 	k := newKeyring(t, testMaster)
 	exp := t0.Add(time.Hour)
-	token := k.IssueAgentToken("acme", bridge.ModeTest, "agent-1", exp)
+	token := issueToken(k, "acme", bridge.ModeTest, "agent-1", exp)
 
 	tests := []struct {
 		name string
@@ -175,7 +175,7 @@ func TestAgentTokenExpiry(t *testing.T) {
 // value; not one of the edited tokens may verify.
 func TestAgentTokenEverySingleByteChangeFails(t *testing.T) {
 	k := newKeyring(t, testMaster)
-	token := k.IssueAgentToken("acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))
+	token := issueToken(k, "acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))
 	_, err := k.VerifyAgentToken(token, t0)
 	require.NoError(t, err, "the unmodified token must verify")
 
@@ -204,13 +204,13 @@ func first(s []string, n int) []string { return s[:min(n, len(s))] }
 
 func TestAgentTokenRejected(t *testing.T) {
 	k := newKeyring(t, testMaster)
-	token := k.IssueAgentToken("acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))
+	token := issueToken(k, "acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))
 	head, sig, ok := strings.Cut(token, ".")
 	require.True(t, ok, "token has a signature part")
 	payload := strings.TrimPrefix(head, "vp_at_test_")
 
 	other := newKeyring(t, []byte("another master key, 32 bytes....."))
-	fromOther := other.IssueAgentToken("acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))
+	fromOther := issueToken(other, "acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))
 
 	_, otherSig, ok := strings.Cut(fromOther, ".")
 	require.True(t, ok)
@@ -251,7 +251,7 @@ func TestAgentTokenRejected(t *testing.T) {
 
 func TestAgentTokenCarriesNoSecret(t *testing.T) {
 	k := newKeyring(t, testMaster)
-	token := k.IssueAgentToken("acme", bridge.ModeLive, "agent-1", t0.Add(time.Hour))
+	token := issueToken(k, "acme", bridge.ModeLive, "agent-1", t0.Add(time.Hour))
 
 	for _, form := range []string{
 		string(testMaster),
@@ -262,7 +262,8 @@ func TestAgentTokenCarriesNoSecret(t *testing.T) {
 		assert.NotContains(t, token, form, "the token must not carry the master key")
 	}
 
-	// The payload says who and until when, and nothing else.
+	// The payload says who, until when, minted by which key (a public id) and a random id, and
+	// nothing else (issue 10 added "k" and "i").
 	head, _, ok := strings.Cut(token, ".")
 	require.True(t, ok)
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(head, "vp_at_live_"))
@@ -273,7 +274,40 @@ func TestAgentTokenCarriesNoSecret(t *testing.T) {
 	for f := range fields {
 		keys = append(keys, f)
 	}
-	assert.ElementsMatch(t, []string{"m", "a", "e"}, keys)
+	assert.ElementsMatch(t, []string{"m", "a", "e", "k", "i"}, keys)
 	assert.Equal(t, "acme", fields["m"])
 	assert.Equal(t, "agent-1", fields["a"])
+	assert.Equal(t, "key_0123456789abcdef", fields["k"])
+}
+
+// TestAgentTokensAreNeverTheSame: two tokens for the same agent, key and second differ (issue 10:
+// they were deterministic), and each verifies with its own random id.
+func TestAgentTokensAreNeverTheSame(t *testing.T) {
+	k := newKeyring(t, testMaster)
+	claims := bridge.AgentToken{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent-1", ExpiresAt: t0.Add(time.Hour), KeyID: "key_a", Epoch: 3}
+	a, b := k.IssueAgentToken(claims), k.IssueAgentToken(claims)
+	assert.NotEqual(t, a, b)
+	ta, err := k.VerifyAgentToken(a, t0)
+	require.NoError(t, err)
+	tb, err := k.VerifyAgentToken(b, t0)
+	require.NoError(t, err)
+	assert.NotEqual(t, ta.ID, tb.ID)
+	assert.Len(t, ta.ID, 16)
+	assert.Equal(t, "key_a", ta.KeyID)
+	assert.Equal(t, int64(3), ta.Epoch)
+}
+
+// TestAgentTokenWithoutKeyRejected: a token that names no minting key (as tokens minted before
+// issue 10 did) cannot be revoked, so it is not accepted.
+func TestAgentTokenWithoutKeyRejected(t *testing.T) {
+	k := newKeyring(t, testMaster)
+	token := k.IssueAgentToken(bridge.AgentToken{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent-1", ExpiresAt: t0.Add(time.Hour)})
+	_, err := k.VerifyAgentToken(token, t0)
+	assert.Equal(t, bridge.CodeAuthInvalidKey, bridge.ErrorCode(err))
+}
+
+// issueToken mints a token the way KeyService does, naming a minting key, for tests of the
+// keyring alone (which checks signatures and expiry, not keys).
+func issueToken(k *bridge.Keyring, merchantID string, mode bridge.Mode, agentID string, exp time.Time) string {
+	return k.IssueAgentToken(bridge.AgentToken{MerchantID: merchantID, Mode: mode, AgentID: agentID, ExpiresAt: exp, KeyID: "key_0123456789abcdef"})
 }

@@ -61,6 +61,21 @@ type KeyStore interface {
 	UpdateAPIKey(ctx context.Context, id string, fn func(k *APIKey) error) (*APIKey, error)
 	// ListAPIKeys returns a merchant's keys, oldest first.
 	ListAPIKeys(ctx context.Context, merchantID string) ([]*APIKey, error)
+	// AgentTokenEpoch returns agent's token epoch: 0 until its tokens are first revoked.
+	AgentTokenEpoch(ctx context.Context, agent AgentRef) (int64, error)
+	// RevokeAgentTokens moves agent's token epoch on by one, atomically (concurrent calls each
+	// move it), records at as the revocation's time, and returns the new record: every token
+	// minted before it carries a lower epoch and is void.
+	RevokeAgentTokens(ctx context.Context, agent AgentRef, at time.Time) (*AgentTokenRevocation, error)
+}
+
+// AgentTokenRevocation is the durable record that voids an agent's tokens: those minted with an
+// epoch below Epoch no longer work, on any node, after any restart. An epoch rather than a time,
+// so that nodes' clocks need not agree and a token minted just after a revocation is good.
+type AgentTokenRevocation struct {
+	Agent     AgentRef  `json:"agent"`
+	Epoch     int64     `json:"epoch"`
+	RevokedAt time.Time `json:"revokedAt"` // of the latest revocation
 }
 
 // OutboxMessage is one merchant webhook delivery waiting to happen, written in the same

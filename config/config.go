@@ -35,6 +35,7 @@ type Config struct {
 	Provider       Provider    `yaml:"provider"`
 	Sessions       Sessions    `yaml:"sessions"`
 	AgentTokens    AgentTokens `yaml:"agentTokens"`
+	Sockets        Sockets     `yaml:"sockets"`
 	Keys           Keys        `yaml:"keys"`
 	RateLimits     RateLimits  `yaml:"rateLimits"`
 	Idempotency    Idempotency `yaml:"idempotency"`
@@ -129,6 +130,13 @@ type Sessions struct {
 type AgentTokens struct {
 	DefaultTTL time.Duration `yaml:"defaultTTL"` // default 1h, at most MaxTTL
 	MaxTTL     time.Duration `yaml:"maxTTL"`     // default 24h
+}
+
+// Sockets tunes the agents' WebSockets.
+type Sockets struct {
+	// PingInterval is how often paybridge pings an idle agent socket; a socket silent for this
+	// plus 10 s is closed. Default 25s, 1s..5m.
+	PingInterval time.Duration `yaml:"pingInterval"`
 }
 
 // Keys tunes API keys.
@@ -251,6 +259,7 @@ func base() *Config {
 		},
 		Sessions:    Sessions{DefaultTTL: 30 * time.Minute},
 		AgentTokens: AgentTokens{DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour},
+		Sockets:     Sockets{PingInterval: 25 * time.Second},
 		Keys:        Keys{RollGrace: 24 * time.Hour},
 		RateLimits: RateLimits{
 			SessionCreatesPerKey: 30,

@@ -131,6 +131,7 @@ func (c *Config) Validate() error {
 
 	p.durationRange("sessions.defaultTTL", c.Sessions.DefaultTTL, 5*time.Minute, time.Hour)
 
+	p.durationRange("sockets.pingInterval", c.Sockets.PingInterval, time.Second, 5*time.Minute)
 	p.positiveDuration("agentTokens.defaultTTL", c.AgentTokens.DefaultTTL)
 	p.positiveDuration("agentTokens.maxTTL", c.AgentTokens.MaxTTL)
 	if c.AgentTokens.MaxTTL > 0 && c.AgentTokens.DefaultTTL > c.AgentTokens.MaxTTL {

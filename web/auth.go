@@ -141,7 +141,7 @@ func (s *Server) secretOrAgent(r *http.Request) (*caller, error) {
 		return nil, bridge.Errorf(bridge.CodeAuthMissingBearer, "A publishable key needs an agent token in the X-Agent-Token header.").
 			WithFix("Mint an agent token with POST /v1/agent_tokens from your backend and send it as X-Agent-Token, or call from your backend with a secret key.")
 	}
-	t, err := s.keys.VerifyAgentToken(p, token)
+	t, err := s.keys.VerifyAgentToken(r.Context(), p, token)
 	if err != nil {
 		return nil, err
 	}

@@ -166,3 +166,34 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, viewKey(key, ""))
 	return nil
 }
+
+// agentTokenRevocationView is the answer to DELETE /v1/agent_tokens/{agentId}.
+type agentTokenRevocationView struct {
+	Object    string    `json:"object"`
+	AgentID   string    `json:"agentId"`
+	Livemode  bool      `json:"livemode"`
+	RevokedAt time.Time `json:"revokedAt"`
+}
+
+// revokeAgentTokens is DELETE /v1/agent_tokens/{agentId}: every token of the agent (this
+// merchant, this key's mode) minted until now stops working, on every node and after restarts,
+// and the agent's open sockets close (4401). Tokens minted afterwards work. Any secret key may
+// do it, a rolled one in its grace window too: it only takes access away.
+func (s *Server) revokeAgentTokens(w http.ResponseWriter, r *http.Request) error {
+	p, err := principalOf(r)
+	if err != nil {
+		return err
+	}
+	agentID := r.PathValue("agentId")
+	if err := notACredential("agentId", agentID); err != nil {
+		return err
+	}
+	rec, err := s.keys.RevokeAgentTokens(r.Context(), p, agentID)
+	if err != nil {
+		return err
+	}
+	s.logger.InfoContext(r.Context(), "agent tokens revoked", "merchant", p.Merchant.ID, "mode", p.Key.Mode, "agent", agentID, "epoch", rec.Epoch)
+	writeJSON(w, http.StatusOK, agentTokenRevocationView{Object: "agent_token_revocation", AgentID: agentID,
+		Livemode: p.Key.Mode == bridge.ModeLive, RevokedAt: rec.RevokedAt})
+	return nil
+}

@@ -19,6 +19,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/sessions/{id}/cancel", s.handle(s.authenticated(secret, s.idempotent(s.cancelSession))))
 	mux.Handle("POST /v1/sessions/{id}/restart", s.handle(s.authenticated(secretOrAgent, s.idempotent(s.restartSession))))
 	mux.Handle("POST /v1/agent_tokens", s.handle(s.authenticated(secret, s.idempotent(s.createAgentToken))))
+	mux.Handle("DELETE /v1/agent_tokens/{agentId}", s.handle(s.authenticated(secret, s.revokeAgentTokens)))
 	mux.Handle("GET /v1/ws", s.handle(s.agentSocket))
 
 	mux.Handle("POST /api/merchants/api-keys", s.handle(s.authenticated(keyManager, s.idempotent(s.createKey))))

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paybridge/paybridge/bridge"
@@ -96,10 +97,17 @@ type Server struct {
 
 	handler http.Handler
 
-	// closing ends every socket on Shutdown.
-	closing   chan struct{}
+	// closeOnce ends every socket on the first Shutdown.
 	closeOnce sync.Once
 	sockets   sync.WaitGroup
+
+	// The open agent sockets (nil once shutting down), for the key service's credential events;
+	// credentialEvents counts those events, so a socket being opened can tell it missed one.
+	connsMu          sync.Mutex
+	conns            map[*agentConn]struct{}
+	credentialEvents atomic.Uint64
+	unwatch          func()
+	expiries         *expiries
 }
 
 // NewServer wires the routes and middleware around the services.
@@ -120,7 +128,7 @@ func NewServer(opts Options) (*Server, error) {
 		bodyTimeout:    orDuration(opts.BodyTimeout, defaultBodyTimeout),
 		idleTimeout:    orDuration(opts.IdleTimeout, defaultIdleTimeout),
 		trustedProxies: slices.Clone(opts.TrustedProxies),
-		closing:        make(chan struct{}),
+		conns:          make(map[*agentConn]struct{}),
 	}
 	perIPSlots := opts.MaxUnauthenticatedPerIP
 	if perIPSlots <= 0 {
@@ -130,6 +138,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.clock == nil {
 		s.clock = bridge.SystemClock{}
 	}
+	s.expiries = &expiries{clock: s.clock}
 	s.started, s.lockSeed = s.clock.Now(), maphash.MakeSeed()
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -153,6 +162,8 @@ func NewServer(opts Options) (*Server, error) {
 	s.metrics = newMetrics(s.sessions, s.hub)
 	s.perKey = newLimiter(orLimit(opts.PerKeyLimit, RateLimit{Limit: 30, Window: time.Minute}), s.clock)
 	s.perIP = newLimiter(orLimit(opts.PerIPLimit, RateLimit{Limit: 600, Window: time.Minute}), s.clock)
+	// Revoked and rolled keys and revoked agent tokens end this server's sockets at once.
+	s.unwatch = s.keys.Watch(s)
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = withRequestID(s.logAndRecover(securityHeaders(s.edge(s.cors(s.dispatch(mux))))))
@@ -165,7 +176,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // Shutdown closes every agent socket (clients reconnect to another node or after a restart) and
 // waits for them to finish, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		s.unwatch()
+		s.connsMu.Lock()
+		open := s.conns
+		s.conns = nil
+		s.connsMu.Unlock()
+		for c := range open {
+			c.sub.End(errServerClosing)
+		}
+	})
 	done := make(chan struct{})
 	go func() { s.sockets.Wait(); close(done) }()
 	select {

@@ -265,7 +265,7 @@ func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request) error 
 	if err := notACredential("agentId", req.AgentID); err != nil {
 		return err
 	}
-	token, exp, err := s.keys.IssueAgentToken(p, req.AgentID, time.Duration(req.TTLSeconds)*time.Second)
+	token, exp, err := s.keys.IssueAgentToken(r.Context(), p, req.AgentID, time.Duration(req.TTLSeconds)*time.Second)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func TestSocketAuthentication(t *testing.T) {
 		{"silence", nil, web.CloseAuthTimeout, "no auth message"},
 		{"not an auth message", func() any { return map[string]any{"type": "frame.loaded"} }, web.CloseProtocolError, "first message"},
 		{"forged token", func() any {
-			return map[string]any{"type": "auth", "agentToken": liveKeyring.IssueAgentToken("acme", bridge.ModeTest, "agent-1", t0.Add(time.Hour))}
+			return map[string]any{"type": "auth", "agentToken": liveKeyring.IssueAgentToken(bridge.AgentToken{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent-1", ExpiresAt: t0.Add(time.Hour), KeyID: "key_0123456789abcdef"})}
 		}, web.CloseAgentTokenRejected, "auth_invalid_key"},
 		{"expired token", func() any {
 			token := h.agentToken("agent-1")
@@ -205,4 +205,32 @@ func (h *harness) rawAgent(agentID string) *websocket.Conn {
 	require.NoError(h.t, conn.ReadJSON(&ready))
 	require.Equal(h.t, "ready", ready.Type)
 	return conn
+}
+
+// TestSocketPongsBetweenMessages (issue 12 item 3): the socket answers pongs itself between
+// messages (with or without payload), and a message after them is handled as ever.
+func TestSocketPongsBetweenMessages(t *testing.T) {
+	h := newHarness(t)
+	conn := h.rawAgent("agent-1")
+	for _, payload := range []string{"", "x", strings.Repeat("p", 125)} {
+		require.NoError(t, conn.WriteControl(websocket.PongMessage, []byte(payload), time.Now().Add(time.Second)))
+	}
+	require.NoError(t, conn.WriteJSON(map[string]any{"type": "no.such.type"}))
+	var ev event
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(eventWait)))
+	require.NoError(t, conn.ReadJSON(&ev))
+	assert.Equal(t, "error", ev.Type)
+	assert.Contains(t, string(ev.Data), "no.such.type")
+	// A ping from the browser (browsers send none, but the protocol allows it) is still gorilla's
+	// to answer.
+	pong := make(chan string, 1)
+	conn.SetPongHandler(func(data string) error { pong <- data; return nil })
+	require.NoError(t, conn.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)))
+	go func() { _, _, _ = conn.ReadMessage() }()
+	select {
+	case got := <-pong:
+		assert.Equal(t, "hello", got)
+	case <-time.After(eventWait):
+		t.Fatal("no pong")
+	}
 }

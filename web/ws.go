@@ -1,12 +1,14 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -46,9 +48,12 @@ const (
 const maxClientMessage = 16 << 10
 
 var upgrader = websocket.Upgrader{
-	ReadBufferSize:  1024,
-	WriteBufferSize: 1024,
-	// Idle sockets hold no write buffer: the pool lends one per write.
+	// 0: gorilla reads through the reader the hijack hands it, which is the socket's own
+	// (ownReader), so the socket can wait for the next frame without gorilla (agentConn.next).
+	ReadBufferSize: 0,
+	// Idle sockets hold no write buffer: the pool lends one per write, so it can be large enough
+	// for a handoff in one frame.
+	WriteBufferSize: 4096,
 	WriteBufferPool: &sync.Pool{},
 	// The Origin was checked against the merchant's allowedOrigins before upgrading.
 	CheckOrigin: func(*http.Request) bool { return true },
@@ -90,6 +95,9 @@ type errorData struct {
 // agentSocket is GET /v1/ws?key=vp_pk_...: the publishable key and Origin are checked before the
 // upgrade; the agent token comes in the first message, never in the URL.
 func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
+	// Credential events from here on are seen by the re-check after the socket registers, so none
+	// falls between the checks below and the registration.
+	events := s.credentialEvents.Load()
 	key := r.URL.Query().Get("key")
 	if key == "" {
 		return bridge.Errorf(bridge.CodeAuthMissingBearer, "GET /v1/ws needs the publishable key as ?key=vp_pk_....").
@@ -114,51 +122,58 @@ func (s *Server) agentSocket(w http.ResponseWriter, r *http.Request) error {
 	up.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 		s.writeError(w, r, bridge.Errorf(bridge.CodeValidationError, "WebSocket handshake failed: %v", reason))
 	}
-	conn, err := up.Upgrade(w, r, http.Header{"X-Request-Id": {RequestID(r.Context())}})
+	own := &ownReader{ResponseWriter: w}
+	conn, err := up.Upgrade(own, r, http.Header{"X-Request-Id": {RequestID(r.Context())}})
 	if err != nil {
 		return nil // the upgrader has answered
 	}
 	s.sockets.Add(1)
-	// The handshake runs here; the socket is then served by two fresh goroutines and this
-	// handler returns, releasing its stack (grown by the handshake) and the HTTP server's
-	// per-connection state: an idle socket should cost little, there may be thousands.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	sock := s.openSocket(ctx, conn, p)
-	if sock == nil {
-		cancel()
+	// The handshake runs here; the socket is then served by one fresh goroutine, its reader, and
+	// this handler returns, releasing its stack (grown by the handshake) and the HTTP server's
+	// per-connection state. Writes need no goroutine of their own: one runs only while there is
+	// something to write (agentConn.Wake), pings come from a timer, and credential ends from the
+	// key service's events and the service clock.
+	c := s.openSocket(conn, own.br, p, RequestID(r.Context()), key, events)
+	if c == nil {
 		_ = conn.Close()
 		s.sockets.Done()
 		return nil
 	}
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		s.readActions(ctx, conn, sock.sub, sock.agent)
-	}()
-	go func() {
-		defer s.sockets.Done()
-		defer sock.sub.Close()
-		// key lives on only in this goroutine, to be checked again at each keepalive.
-		s.writeEvents(ctx, conn, sock.sub, key, sock.tokenExpiry, readerDone)
-		cancel()
-		_ = conn.Close() // unblocks the reader if the writer ended first
-		<-readerDone
-	}()
+	go c.read()
 	return nil
 }
 
-// openedSocket is an authenticated, subscribed agent socket.
-type openedSocket struct {
-	agent       bridge.AgentRef
-	sub         *bridge.Subscription
-	tokenExpiry time.Time
+// agentConn is one authenticated agent socket. Its only goroutine while idle is its reader.
+type agentConn struct {
+	s     *Server
+	conn  *websocket.Conn
+	br    *bufio.Reader // what gorilla reads the connection through
+	sub   *bridge.Subscription
+	agent bridge.AgentRef
+	// requestID is the handshake's, for the socket's logs and actions (context, made per use: an
+	// idle socket holds none). Actions are never cancelled: one in flight when the socket ends
+	// (a restart, say) completes.
+	requestID string
+
+	// The credentials it was opened with, whose end ends it.
+	keyID      string // the publishable key
+	tokenKeyID string // the secret key that minted the agent token
+	tokenEpoch int64
+
+	ping   *time.Timer // keepalive, on the wall clock
+	closed atomic.Bool
+
+	expiry *expiry // the earliest end of a credential it holds; guarded by the server's expiries
+
+	shut atomic.Bool // the connection has been closed
 }
 
 // openSocket is a socket's handshake: the agent token in the first message, the subscription,
-// and the ready snapshot written first. It returns nil, having sent a close frame, if the agent
-// may not connect.
-func (s *Server) openSocket(ctx context.Context, conn *websocket.Conn, p *bridge.Principal) *openedSocket {
+// the ready snapshot written first, and the socket registered for credential events. It returns
+// nil, having sent a close frame, if the agent may not connect.
+func (s *Server) openSocket(conn *websocket.Conn, br *bufio.Reader, p *bridge.Principal, requestID, key string, events uint64) *agentConn {
 	conn.SetReadLimit(maxClientMessage)
+	ctx := context.WithValue(context.Background(), requestIDKey, requestID)
 
 	_ = conn.SetReadDeadline(time.Now().Add(s.authTimeout))
 	_, first, err := conn.ReadMessage()
@@ -182,157 +197,387 @@ func (s *Server) openSocket(ctx context.Context, conn *websocket.Conn, p *bridge
 		closeSocket(conn, CloseProtocolError, `the first message must be {"type":"auth","agentToken":"vp_at_..."}`)
 		return nil
 	}
-	token, err := s.keys.VerifyAgentToken(p, hello.AgentToken)
+	token, err := s.keys.VerifyAgentToken(ctx, p, hello.AgentToken)
 	if err != nil {
-		e := bridge.AsError(err)
-		code := CloseAgentTokenRejected
-		if e.Code == bridge.CodeAuthKeyTypeForbidden {
-			code = CloseForbidden
-		}
-		closeSocket(conn, code, string(e.Code)+": "+e.Message)
+		closeSocket(conn, closeCode(err), closeReason(err))
 		return nil
 	}
 	agent := bridge.AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: token.AgentID}
+	c := &agentConn{s: s, conn: conn, br: br, agent: agent, requestID: requestID,
+		keyID: p.Key.ID, tokenKeyID: token.KeyID, tokenEpoch: token.Epoch}
 	// Stale attempts restart before this socket subscribes, so it learns of them from the
 	// snapshot rather than from events ahead of it. Subscribing before reading the snapshot loses
-	// nothing: what changes meanwhile is queued behind ready, which goes out first.
+	// nothing: what changes meanwhile is queued behind ready, which goes out first (the socket
+	// holds the writer's turn until then).
 	if err := s.sessions.RefreshAgent(ctx, agent); err != nil {
 		s.logger.WarnContext(ctx, "refresh agent sessions", "agent", agent.AgentID, "err", err)
 	}
-	sub := s.hub.Subscribe(agent)
-	snapshot, err := s.sessions.AgentSnapshot(ctx, agent)
-	if err != nil {
-		sub.Close()
-		s.logger.ErrorContext(ctx, "agent snapshot", "merchant", agent.MerchantID, "agent", agent.AgentID, "err", err)
-		closeSocket(conn, websocket.CloseInternalServerErr, "internal_error: the agent's sessions could not be read")
+	c.sub = s.hub.SubscribeSink(agent, c)
+	if !s.register(c) {
+		c.sub.Close()
+		closeSocket(conn, websocket.CloseGoingAway, "server shutting down")
 		return nil
 	}
-	ready, ok := s.hub.Encode(sub, &bridge.Event{Agent: agent, Type: bridge.EventReady, ID: bridge.NewEventID(),
+	fail := func() *agentConn {
+		c.sub.Close()
+		s.forget(c)
+		return nil
+	}
+	// A credential that ended while this socket was being opened was not seen by the events
+	// above: check again, once, only then.
+	if s.credentialEvents.Load() != events {
+		if err := s.recheck(ctx, key, hello.AgentToken); err != nil {
+			closeSocket(conn, closeCode(err), closeReason(err))
+			return fail()
+		}
+	}
+	snapshot, err := s.sessions.AgentSnapshot(ctx, agent)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "agent snapshot", "merchant", agent.MerchantID, "agent", agent.AgentID, "err", err)
+		closeSocket(conn, websocket.CloseInternalServerErr, "internal_error: the agent's sessions could not be read")
+		return fail()
+	}
+	ready, ok := s.hub.Encode(c.sub, &bridge.Event{Agent: agent, Type: bridge.EventReady, ID: bridge.NewEventID(),
 		Data: readyData{ReadyData: snapshot, AgentTokenExpiresAt: token.ExpiresAt}})
 	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	if !ok || conn.WriteMessage(websocket.TextMessage, ready) != nil {
-		sub.Close()
-		return nil
+		return fail()
 	}
+	// Token expiry and the grace ends of both keys are times: scheduled, not checked per ping.
+	s.expiries.schedule(c, token.ExpiresAt, errTokenExpired)
+	if !p.Key.ExpiresAt.IsZero() {
+		s.expiries.schedule(c, p.Key.ExpiresAt, p.Key.Usable(p.Key.ExpiresAt))
+	}
+	if k := token.MintedBy; k != nil && !k.ExpiresAt.IsZero() {
+		s.expiries.schedule(c, k.ExpiresAt, bridge.MintingKeyUsable(k, k.ExpiresAt))
+	}
+	c.ping = time.AfterFunc(s.pingInterval, c.keepalive)
 	s.logger.InfoContext(ctx, "agent connected", "merchant", agent.MerchantID, "agent", agent.AgentID, "sessions", len(snapshot.Sessions))
-	return &openedSocket{agent: agent, sub: sub, tokenExpiry: token.ExpiresAt}
+	c.flush() // what was published while ready was being written; then the turn is free
+	return c
 }
 
-// writeEvents is the socket's only writer: events, pings, and the close that ends it. key is the
-// publishable key the socket was opened with; it is never logged.
-func (s *Server) writeEvents(ctx context.Context, conn *websocket.Conn, sub *bridge.Subscription, key string, tokenExpiry time.Time, readerDone <-chan struct{}) {
-	ping := time.NewTicker(s.pingInterval)
-	defer ping.Stop()
+// errTokenExpired closes a socket whose agent token's expiry has come.
+var errTokenExpired = bridge.Errorf(bridge.CodeAuthKeyExpired, "the agent token expired; reconnect with a fresh one")
+
+// errServerClosing ends every socket on Shutdown.
+var errServerClosing = errors.New("server shutting down")
+
+// recheck authenticates a socket's key and agent token again.
+func (s *Server) recheck(ctx context.Context, key, token string) error {
+	p, err := s.keys.Authenticate(ctx, key)
+	if err == nil {
+		_, err = s.keys.VerifyAgentToken(ctx, p, token)
+	}
+	return err
+}
+
+// closeCode is the close code for a credential error: 4403 for a mode mismatch, else 4401.
+func closeCode(err error) int {
+	if bridge.ErrorCode(err) == bridge.CodeAuthKeyTypeForbidden {
+		return CloseForbidden
+	}
+	return CloseAgentTokenRejected
+}
+
+// closeReason is a credential error as a close reason: the code first, then the message.
+func closeReason(err error) string {
+	e := bridge.AsError(err)
+	return string(e.Code) + ": " + e.Message
+}
+
+// context is the context of the socket's logs and actions: the handshake's request id.
+func (c *agentConn) context() context.Context {
+	return context.WithValue(context.Background(), requestIDKey, c.requestID)
+}
+
+// Wake implements bridge.Sink: messages wait and no writer runs, so one starts, for as long as
+// there is something to write.
+func (c *agentConn) Wake() { go c.flush() }
+
+// flush writes what the subscription holds, then gives up the writer's turn.
+func (c *agentConn) flush() {
 	for {
-		select {
-		case msg := <-sub.Messages():
-			_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-			if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				return
-			}
-		case <-ping.C:
-			// The agent token's expiry is checked at each keepalive, on the service clock.
-			if !s.clock.Now().Before(tokenExpiry) {
-				closeSocket(conn, CloseAgentTokenRejected, "auth_key_expired: the agent token expired; reconnect with a fresh one")
-				return
-			}
-			// So is the publishable key: revoking it, the end of its roll grace or the merchant
-			// going inactive must end the sockets it opened, not only refuse new ones.
-			if err := s.recheckKey(ctx, key, sub.Agent); err != nil {
-				e := bridge.AsError(err)
-				closeSocket(conn, CloseAgentTokenRejected, string(e.Code)+": "+e.Message)
-				return
-			}
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeTimeout)); err != nil {
-				return
-			}
-		case <-sub.Done():
-			if errors.Is(sub.Err(), bridge.ErrSlowConsumer) {
-				closeSocket(conn, CloseSlowConsumer, "slow consumer: reconnect for a fresh snapshot")
-			}
+		msg, ok := c.sub.Next()
+		if !ok {
 			return
-		case <-s.closing:
-			closeSocket(conn, websocket.CloseGoingAway, "server shutting down")
-			return
-		case <-readerDone:
+		}
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.s.writeTimeout))
+		if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			c.shutdown(0, "") // the reader then ends and cleans up
 			return
 		}
 	}
 }
 
-// recheckKey authenticates an open socket's publishable key again. It returns the public error
-// that should close the socket, or nil; a key store that cannot answer right now closes nothing.
-func (s *Server) recheckKey(ctx context.Context, key string, agent bridge.AgentRef) error {
-	_, err := s.keys.Authenticate(ctx, key)
-	switch code := bridge.ErrorCode(err); code {
-	case "":
-		return nil
-	case bridge.CodeAuthServiceUnavailable:
-		s.logger.WarnContext(ctx, "agent socket: key check unavailable; keeping the socket", "agent", agent.AgentID, "err", err)
-		return nil
+// Ended implements bridge.Sink: the hub ended the subscription. The close frame is written from a
+// goroutine of its own, since a stuck socket may hold gorilla's write lock until its deadline.
+func (c *agentConn) Ended(err error) {
+	switch {
+	case err == nil: // closed by the socket itself
+	case errors.Is(err, bridge.ErrSlowConsumer):
+		go c.shutdown(CloseSlowConsumer, "slow consumer: reconnect for a fresh snapshot")
+	case errors.Is(err, errServerClosing):
+		go c.shutdown(websocket.CloseGoingAway, "server shutting down")
 	default:
-		s.logger.InfoContext(ctx, "agent socket closed: its publishable key no longer works", "merchant", agent.MerchantID,
-			"agent", agent.AgentID, "code", code)
-		return err
+		c.s.logger.InfoContext(c.context(), "agent socket closed: its credentials ended", "merchant", c.agent.MerchantID,
+			"agent", c.agent.AgentID, "code", bridge.ErrorCode(err))
+		go c.shutdown(closeCode(err), closeReason(err))
+	}
+}
+
+// shutdown sends a close frame (none if code is 0) and closes the connection, once; the reader
+// then returns and cleans up.
+func (c *agentConn) shutdown(code int, reason string) {
+	if c.shut.Swap(true) {
+		return
+	}
+	if code != 0 {
+		closeSocket(c.conn, code, reason)
+	}
+	_ = c.conn.Close()
+}
+
+// keepalive pings the peer and arms the next ping; the reader's deadline drops a peer that stops
+// answering.
+func (c *agentConn) keepalive() {
+	if c.closed.Load() {
+		return
+	}
+	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.writeTimeout)); err != nil {
+		c.shutdown(0, "")
+		return
+	}
+	if !c.closed.Load() {
+		c.ping.Reset(c.s.pingInterval)
+	}
+}
+
+// read is the socket's one long-lived goroutine: it handles the browser's messages and, when the
+// connection ends for any reason, releases everything the socket holds.
+func (c *agentConn) read() {
+	defer c.finish()
+	c.s.readActions(c)
+}
+
+// finish releases the socket: timers, subscription, registration, connection.
+func (c *agentConn) finish() {
+	c.closed.Store(true)
+	c.ping.Stop()
+	c.s.expiries.cancel(c)
+	c.sub.Close()
+	c.shutdown(0, "")
+	c.s.forget(c)
+	c.s.sockets.Done()
+}
+
+// register adds c to the server's open sockets; false once the server is shutting down.
+func (s *Server) register(c *agentConn) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.conns == nil {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// forget removes c from the server's open sockets.
+func (s *Server) forget(c *agentConn) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+}
+
+// openConns returns the open sockets match selects.
+func (s *Server) openConns(match func(*agentConn) bool) []*agentConn {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	var out []*agentConn
+	for c := range s.conns {
+		if match(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// KeyEnds implements bridge.CredentialWatcher: the sockets key opened, or whose agent token it
+// minted, end at at: at once (before the call that ended the key returns) or when the service
+// clock reaches it.
+func (s *Server) KeyEnds(key *bridge.APIKey, at time.Time) {
+	s.credentialEvents.Add(1)
+	now := s.clock.Now()
+	for _, c := range s.openConns(func(c *agentConn) bool { return c.keyID == key.ID || c.tokenKeyID == key.ID }) {
+		why := bridge.MintingKeyUsable(key, at)
+		if c.keyID == key.ID {
+			why = key.Usable(at)
+		}
+		if why == nil {
+			continue
+		}
+		if at.After(now) {
+			s.expiries.schedule(c, at, why)
+		} else {
+			c.sub.End(why)
+		}
+	}
+}
+
+// AgentTokensRevoked implements bridge.CredentialWatcher: the agent's sockets opened with a
+// token of an older epoch end at once.
+func (s *Server) AgentTokensRevoked(rec *bridge.AgentTokenRevocation) {
+	s.credentialEvents.Add(1)
+	for _, c := range s.openConns(func(c *agentConn) bool { return c.agent == rec.Agent && c.tokenEpoch < rec.Epoch }) {
+		c.sub.End(bridge.RevokedAgentTokenError())
 	}
 }
 
 // readActions handles the browser's messages; a peer silent for longer than a ping interval plus
-// the pong timeout is dead.
-func (s *Server) readActions(ctx context.Context, conn *websocket.Conn, sub *bridge.Subscription, agent bridge.AgentRef) {
-	deadline := func() { _ = conn.SetReadDeadline(time.Now().Add(s.pingInterval + s.pongTimeout)) }
-	conn.SetPongHandler(func(string) error { deadline(); return nil })
-	limit := rate.NewLimiter(socketMessagesPerSecond, socketMessageBurst)
-	complain := rate.NewLimiter(1, 1)
+// the pong timeout is dead. Between messages it holds nothing but its connection: the rate
+// limiters are made by the first message that needs them.
+func (s *Server) readActions(c *agentConn) {
+	conn := c.conn
+	conn.SetPongHandler(c.pong)
+	var limits *socketLimits
 	for {
-		deadline()
+		c.extendRead()
+		if err := c.next(); err != nil {
+			return
+		}
 		_, data, err := conn.ReadMessage()
 		if err != nil {
 			return
 		}
-		if !limit.Allow() {
-			if complain.Allow() {
-				s.sendError(sub, "", bridge.Errorf(bridge.CodeRateLimitExceeded, "This socket sends more than %d messages a second; the excess is dropped.", socketMessagesPerSecond))
-			}
-			continue
+		if limits == nil {
+			limits = newSocketLimits()
 		}
-		var msg clientMessage
-		if err := json.Unmarshal(data, &msg); err != nil {
-			s.sendError(sub, "", bridge.Errorf(bridge.CodeValidationError, "The message is not valid JSON."))
-			continue
+		s.handleAction(c, limits, data)
+	}
+}
+
+// next waits for the next data frame, answering pongs itself: an idle socket waits here, in the
+// standard library's read, rather than deep in gorilla's, and its goroutine keeps a small stack
+// (gorilla's read path needs more than the 2 KiB a goroutine starts with, and a stack that grew
+// never shrinks while it is in use). A pong (the browser's answer to each ping) is a whole frame
+// between messages: FIN, opcode 0xA, masked, at most 125 bytes; it is dropped here, as gorilla
+// would drop it, after extending the read deadline. Any other frame, or anything unusual, is left
+// to gorilla, which handles (or refuses) it as before.
+func (c *agentConn) next() error {
+	for {
+		h, err := c.br.Peek(2)
+		if err != nil {
+			return err
 		}
-		sessionID, attempt := msg.target()
-		var actionErr error
-		switch msg.Type {
-		case msgFrameLoaded:
-			s.logger.DebugContext(ctx, "frame loaded", "session", capText(sessionID, capInputText), "attempt", attempt)
-		case msgFrameRefused:
-			s.logger.InfoContext(ctx, "frame refused", "session", capText(sessionID, capInputText), "attempt", attempt, "agent", agent.AgentID)
-			var current *bridge.HandoffEventData
-			current, actionErr = s.sessions.FrameRefused(ctx, agent, sessionID, attempt)
-			if current != nil {
-				// The report was about an older attempt: this socket missed the handoff.
-				s.hub.Send(sub, &bridge.Event{Agent: agent, Type: bridge.EventHandoff, ID: bridge.NewEventID(), SessionID: sessionID, Data: current})
-			}
-		case msgSessionRestart:
-			_, actionErr = s.sessions.RestartFromAgent(ctx, agent, sessionID)
-		case msgSessionRefresh:
-			// The widget is about to post this attempt's tokens into a frame again: renewed first
-			// if the provider session is past its lifetime, then answered to this socket.
-			var current *bridge.HandoffEventData
-			current, actionErr = s.sessions.RefreshSession(ctx, agent, sessionID, attempt)
-			if current != nil {
-				s.hub.Send(sub, &bridge.Event{Agent: agent, Type: bridge.EventHandoff, ID: bridge.NewEventID(), SessionID: sessionID, Data: current})
-			}
-		case msgAuth:
-			actionErr = bridge.Errorf(bridge.CodeValidationError, "This socket is already authenticated.")
-		default:
-			actionErr = bridge.Errorf(bridge.CodeValidationError, "Unknown message type %q; expected frame.loaded, frame.refused or session.restart.", truncate(msg.Type, 40))
+		const fin, masked, opPong = 0x80, 0x80, 0xA
+		n := int(h[1] & 0x7f)
+		if h[0] != fin|opPong || h[1]&masked == 0 || n > 125 {
+			return nil
 		}
-		if actionErr != nil && ctx.Err() == nil {
-			s.logger.InfoContext(ctx, "agent action failed", "type", capText(msg.Type, capInputText), "session", capText(sessionID, capInputText), "err", actionErr)
-			s.sendError(sub, sessionID, actionErr)
+		if _, err := c.br.Peek(2 + 4 + n); err != nil {
+			return err
 		}
+		_, _ = c.br.Discard(2 + 4 + n)
+		c.extendRead()
+	}
+}
+
+// ownReader lets gorilla read a socket through a reader the socket holds too (next). Gorilla
+// takes the hijack's reader when its own ReadBufferSize is 0 and the reader holds more than 256
+// bytes.
+type ownReader struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+// socketReadBuffer is the reader's size: more than gorilla's 256 (see ownReader), and enough for
+// the largest message a browser sends in one read (the auth message, ~300 bytes).
+const socketReadBuffer = 512
+
+// Hijack implements http.Hijacker.
+func (o *ownReader) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := o.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("web: the response cannot be hijacked")
+	}
+	conn, brw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		_ = conn.Close()
+		return nil, nil, errors.New("websocket: client sent data before handshake is complete")
+	}
+	o.br = bufio.NewReaderSize(conn, socketReadBuffer)
+	return conn, bufio.NewReadWriter(o.br, brw.Writer), nil
+}
+
+// extendRead gives the peer a ping interval and the pong timeout to say something.
+func (c *agentConn) extendRead() {
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.s.pingInterval + c.s.pongTimeout))
+}
+
+// pong is the socket's pong handler: the peer is alive.
+func (c *agentConn) pong(string) error {
+	c.extendRead()
+	return nil
+}
+
+// socketLimits meter one socket's messages.
+type socketLimits struct{ messages, complaints *rate.Limiter }
+
+func newSocketLimits() *socketLimits {
+	return &socketLimits{messages: rate.NewLimiter(socketMessagesPerSecond, socketMessageBurst), complaints: rate.NewLimiter(1, 1)}
+}
+
+// handleAction handles one browser message. It is a function of its own so that its frame (JSON,
+// service calls) is on the reader's stack only while a message is handled.
+//
+//go:noinline
+func (s *Server) handleAction(c *agentConn, limits *socketLimits, data []byte) {
+	ctx, sub, agent := c.context(), c.sub, c.agent
+	if !limits.messages.Allow() {
+		if limits.complaints.Allow() {
+			s.sendError(sub, "", bridge.Errorf(bridge.CodeRateLimitExceeded, "This socket sends more than %d messages a second; the excess is dropped.", socketMessagesPerSecond))
+		}
+		return
+	}
+	var msg clientMessage
+	if err := json.Unmarshal(data, &msg); err != nil {
+		s.sendError(sub, "", bridge.Errorf(bridge.CodeValidationError, "The message is not valid JSON."))
+		return
+	}
+	sessionID, attempt := msg.target()
+	var actionErr error
+	switch msg.Type {
+	case msgFrameLoaded:
+		s.logger.DebugContext(ctx, "frame loaded", "session", capText(sessionID, capInputText), "attempt", attempt)
+	case msgFrameRefused:
+		s.logger.InfoContext(ctx, "frame refused", "session", capText(sessionID, capInputText), "attempt", attempt, "agent", agent.AgentID)
+		var current *bridge.HandoffEventData
+		current, actionErr = s.sessions.FrameRefused(ctx, agent, sessionID, attempt)
+		if current != nil {
+			// The report was about an older attempt: this socket missed the handoff.
+			s.hub.Send(sub, &bridge.Event{Agent: agent, Type: bridge.EventHandoff, ID: bridge.NewEventID(), SessionID: sessionID, Data: current})
+		}
+	case msgSessionRestart:
+		_, actionErr = s.sessions.RestartFromAgent(ctx, agent, sessionID)
+	case msgSessionRefresh:
+		// The widget is about to post this attempt's tokens into a frame again: renewed first
+		// if the provider session is past its lifetime, then answered to this socket.
+		var current *bridge.HandoffEventData
+		current, actionErr = s.sessions.RefreshSession(ctx, agent, sessionID, attempt)
+		if current != nil {
+			s.hub.Send(sub, &bridge.Event{Agent: agent, Type: bridge.EventHandoff, ID: bridge.NewEventID(), SessionID: sessionID, Data: current})
+		}
+	case msgAuth:
+		actionErr = bridge.Errorf(bridge.CodeValidationError, "This socket is already authenticated.")
+	default:
+		actionErr = bridge.Errorf(bridge.CodeValidationError, "Unknown message type %q; expected frame.loaded, frame.refused or session.restart.", truncate(msg.Type, 40))
+	}
+	if actionErr != nil && !c.closed.Load() {
+		s.logger.InfoContext(ctx, "agent action failed", "type", capText(msg.Type, capInputText), "session", capText(sessionID, capInputText), "err", actionErr)
+		s.sendError(sub, sessionID, actionErr)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -74,6 +75,54 @@ func (s *Store) ListAPIKeys(ctx context.Context, merchantID string) ([]*bridge.A
 		return strings.Compare(a.ID, b.ID)
 	})
 	return list, nil
+}
+
+// bucketAgentTokens holds each agent's token revocation record (merchant \0 mode \0 agent → JSON
+// bridge.AgentTokenRevocation). It is created by the first revocation, so files written before it
+// existed need no migration, and a paybridge that does not know it leaves it alone.
+var bucketAgentTokens = []byte("agent_tokens")
+
+// agentKey is agent's key in bucketAgentTokens; NUL cannot occur in any of its parts.
+func agentKey(agent bridge.AgentRef) []byte {
+	return []byte(agent.MerchantID + "\x00" + string(agent.Mode) + "\x00" + agent.AgentID)
+}
+
+// AgentTokenEpoch implements bridge.KeyStore.
+func (s *Store) AgentTokenEpoch(ctx context.Context, agent bridge.AgentRef) (int64, error) {
+	var epoch int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAgentTokens) == nil {
+			return nil
+		}
+		var rec bridge.AgentTokenRevocation
+		ok, err := getJSON(tx, bucketAgentTokens, agentKey(agent), &rec)
+		if ok && err == nil {
+			epoch = rec.Epoch
+		}
+		return err
+	})
+	return epoch, err
+}
+
+// RevokeAgentTokens implements bridge.KeyStore.
+func (s *Store) RevokeAgentTokens(ctx context.Context, agent bridge.AgentRef, at time.Time) (*bridge.AgentTokenRevocation, error) {
+	var rec *bridge.AgentTokenRevocation
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketAgentTokens); err != nil {
+			return err
+		}
+		// Fresh on every run: the group commit may rerun this function.
+		rec = &bridge.AgentTokenRevocation{Agent: agent}
+		if _, err := getJSON(tx, bucketAgentTokens, agentKey(agent), rec); err != nil {
+			return err
+		}
+		rec.Agent, rec.Epoch, rec.RevokedAt = agent, rec.Epoch+1, at.UTC()
+		return putJSON(tx, bucketAgentTokens, agentKey(agent), rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // validKey checks what the indexes rely on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,6 +19,13 @@ const (
 	sqlListKeys  = `SELECT doc FROM api_keys WHERE merchant_id = $1 ORDER BY created_ns, id`
 	sqlInsertKey = `INSERT INTO api_keys (id, hash, merchant_id, created_ns, doc) VALUES ($1, $2, $3, $4, $5)`
 	sqlUpdateKey = `UPDATE api_keys SET hash = $2, merchant_id = $3, created_ns = $4, doc = $5 WHERE id = $1`
+
+	sqlAgentTokenEpoch = `SELECT epoch FROM agent_tokens WHERE merchant_id = $1 AND mode = $2 AND agent_id = $3`
+	// One statement: the row is created at epoch 1 or moved on by one under its lock, so two
+	// nodes revoking at once each move it.
+	sqlRevokeAgentTokens = `INSERT INTO agent_tokens (merchant_id, mode, agent_id, epoch, revoked_ns) VALUES ($1, $2, $3, 1, $4)
+		ON CONFLICT (merchant_id, mode, agent_id) DO UPDATE SET epoch = agent_tokens.epoch + 1, revoked_ns = EXCLUDED.revoked_ns
+		RETURNING epoch`
 )
 
 // CreateAPIKey implements bridge.KeyStore.
@@ -95,4 +103,32 @@ func keyArgs(k *bridge.APIKey) ([]any, error) {
 		return nil, err
 	}
 	return []any{k.ID, k.Hash, k.MerchantID, nanos(k.CreatedAt), string(doc)}, nil
+}
+
+// AgentTokenEpoch implements bridge.KeyStore.
+func (s *Store) AgentTokenEpoch(ctx context.Context, agent bridge.AgentRef) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var epoch int64
+	err := s.pool.QueryRow(ctx, sqlAgentTokenEpoch, agent.MerchantID, string(agent.Mode), agent.AgentID).Scan(&epoch)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("pgstore: read agent token epoch: %w", err)
+	}
+	return epoch, nil
+}
+
+// RevokeAgentTokens implements bridge.KeyStore.
+func (s *Store) RevokeAgentTokens(ctx context.Context, agent bridge.AgentRef, at time.Time) (*bridge.AgentTokenRevocation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var epoch int64
+	if err := s.pool.QueryRow(ctx, sqlRevokeAgentTokens, agent.MerchantID, string(agent.Mode), agent.AgentID, nanos(at)).Scan(&epoch); err != nil {
+		return nil, writeErr("revoke agent tokens", err)
+	}
+	return &bridge.AgentTokenRevocation{Agent: agent, Epoch: epoch, RevokedAt: at.UTC()}, nil
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ var keyTests = []storeTest{
 	{"Update", testKeyUpdate},
 	{"UpdateErrorWritesNothing", testKeyUpdateError},
 	{"ListOldestFirstPerMerchant", testKeyList},
+	{"AgentTokenRevocationPerAgent", testAgentTokenRevocation},
+	{"AgentTokenRevocationsAllCount", testAgentTokenRevocationConcurrent},
 }
 
 // newKey returns a stored-form key of merchantID created at created.
@@ -199,4 +202,64 @@ func testKeyList(t *testing.T, s bridge.Store) {
 		require.NoError(t, err)
 		assert.Equal(t, keyIDs(tc.want), keyIDs(got), "merchant %s", tc.merchant)
 	}
+}
+
+func testAgentTokenRevocation(t *testing.T, s bridge.Store) {
+	agent := bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent 1 ü"}
+	// Every other agent differs from it in one part only: none may share its record.
+	others := []bridge.AgentRef{
+		{MerchantID: "globex", Mode: bridge.ModeTest, AgentID: agent.AgentID},
+		{MerchantID: "acme", Mode: bridge.ModeLive, AgentID: agent.AgentID},
+		{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent 1"},
+		{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: agent.AgentID + " "},
+	}
+	epochOf := func(a bridge.AgentRef) int64 {
+		t.Helper()
+		e, err := s.AgentTokenEpoch(t.Context(), a)
+		require.NoError(t, err)
+		return e
+	}
+	assert.Zero(t, epochOf(agent), "an agent never revoked is at epoch 0")
+
+	rec, err := s.RevokeAgentTokens(t.Context(), agent, epoch.In(elsewhere))
+	require.NoError(t, err)
+	assert.Equal(t, agent, rec.Agent)
+	assert.Equal(t, int64(1), rec.Epoch)
+	assert.True(t, rec.RevokedAt.Equal(epoch), "RevokedAt %v", rec.RevokedAt)
+	assert.Equal(t, int64(1), epochOf(agent))
+
+	rec, err = s.RevokeAgentTokens(t.Context(), agent, epoch.Add(time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), rec.Epoch, "each revocation moves the epoch on")
+	assert.Equal(t, int64(2), epochOf(agent))
+	for _, o := range others {
+		assert.Zero(t, epochOf(o), "%+v shares the revoked agent's record", o)
+	}
+}
+
+func testAgentTokenRevocationConcurrent(t *testing.T, s bridge.Store) {
+	agent := bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeLive, AgentID: "agent-1"}
+	const n = 16
+	var wg sync.WaitGroup
+	epochs := make([]int64, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			rec, err := s.RevokeAgentTokens(t.Context(), agent, epoch)
+			errs[i] = err
+			if err == nil {
+				epochs[i] = rec.Epoch
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[int64]bool{}
+	for i := range n {
+		require.NoError(t, errs[i])
+		assert.False(t, seen[epochs[i]], "two revocations returned epoch %d", epochs[i])
+		seen[epochs[i]] = true
+	}
+	got, err := s.AgentTokenEpoch(t.Context(), agent)
+	require.NoError(t, err)
+	assert.Equal(t, int64(n), got, "every concurrent revocation counts")
 }

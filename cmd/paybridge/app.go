@@ -122,6 +122,7 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		PerKeyLimit:    web.RateLimit{Limit: cfg.RateLimits.SessionCreatesPerKey, Window: cfg.RateLimits.SessionCreatesWindow},
 		PerIPLimit:     web.RateLimit{Limit: cfg.RateLimits.PerIP, Window: cfg.RateLimits.PerIPWindow},
 		IdempotencyTTL: cfg.Idempotency.TTL,
+		PingInterval:   cfg.Sockets.PingInterval,
 		HeaderTimeout:  cfg.HTTP.ReadHeaderTimeout, BodyTimeout: cfg.HTTP.BodyTimeout, IdleTimeout: cfg.HTTP.IdleTimeout,
 		MaxUnauthenticatedPerIP: cfg.HTTP.MaxUnauthenticatedPerIP,
 		TrustedProxies:          cfg.TrustedProxyPrefixes(),
