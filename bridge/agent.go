@@ -62,7 +62,7 @@ func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	for _, id := range s.tracker.ofAgent(agent) {
-		if _, err := s.scoped(ctx, agent.scope(), id); err != nil {
+		if _, err := s.scoped(ctx, agent, id); err != nil {
 			continue
 		}
 		if _, err := s.execute(ctx, id, trigger{kind: trigLifetime}); err != nil {
@@ -77,7 +77,7 @@ func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
 // and the current handoff is returned for that socket. Nil when the session is no longer active
 // (its terminal event tells the widget).
 func (s *Service) RefreshSession(ctx context.Context, agent AgentRef, sessionID string, attempt int) (*HandoffEventData, error) {
-	if _, err := s.scoped(ctx, agent.scope(), sessionID); err != nil {
+	if _, err := s.scoped(ctx, agent, sessionID); err != nil {
 		return nil, err
 	}
 	if attempt <= 0 {
@@ -102,7 +102,7 @@ func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData
 	}
 	out := &ReadyData{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID, Sessions: []SnapshotEntry{}}
 	for _, id := range s.tracker.ofAgent(agent) {
-		sess, err := s.lockedRead(ctx, agent.scope(), id)
+		sess, err := s.lockedRead(ctx, agent, id)
 		if err != nil {
 			s.logger.WarnContext(ctx, "snapshot session", "session", id, "err", err)
 			continue
@@ -127,7 +127,7 @@ func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData
 // lockedRead reads session id within scope under its lock, settling it if its TTL has passed.
 // It waits a little for a create or restart in flight; if that takes longer (VCC is slow), its
 // handoff is not out yet either: it reaches the socket as an event, after subscribing.
-func (s *Service) lockedRead(ctx context.Context, sc Scope, id string) (*Session, error) {
+func (s *Service) lockedRead(ctx context.Context, sc AgentRef, id string) (*Session, error) {
 	if _, err := s.scoped(ctx, sc, id); err != nil {
 		return nil, err
 	}

@@ -104,7 +104,7 @@ type Principal struct {
 }
 
 // Scope returns the sessions the principal's key may see (every agent).
-func (p *Principal) Scope() Scope { return Scope{MerchantID: p.Merchant.ID, Mode: p.Key.Mode} }
+func (p *Principal) Scope() AgentRef { return AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode} }
 
 // CanManageKeys returns nil if p's key may create, roll or revoke keys, or auth_key_expired if
 // the key has been rolled. A rolled key keeps working through its grace window so callers can

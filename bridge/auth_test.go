@@ -116,7 +116,7 @@ func TestAuthenticateValidKey(t *testing.T) {
 			assert.Equal(t, tc.typ, p.Key.Type)
 			assert.Equal(t, tc.mode, p.Key.Mode)
 			assert.Equal(t, "acme", p.Merchant.ID)
-			assert.Equal(t, bridge.Scope{MerchantID: "acme", Mode: tc.mode}, p.Scope())
+			assert.Equal(t, bridge.AgentRef{MerchantID: "acme", Mode: tc.mode}, p.Scope())
 		})
 	}
 }

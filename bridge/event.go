@@ -30,7 +30,9 @@ func TerminalEvent(status Status) EventType {
 	return ""
 }
 
-// AgentRef names one agent of one merchant in one mode: the audience of agent events.
+// AgentRef names one agent of one merchant in one mode: the audience of agent events, and the
+// reach of a caller. With AgentID empty it stands for every agent of the merchant in that mode:
+// what a secret key may see; a browser caller holding an agent token sees its one agent.
 type AgentRef struct {
 	MerchantID string `json:"merchantId"`
 	Mode       Mode   `json:"mode"`

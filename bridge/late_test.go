@@ -46,7 +46,7 @@ func (w *world) webhookTypes() []bridge.EventType {
 // result.late, tells the agent and the merchant; a REJECT changes nothing; the watch ends when
 // VCC no longer keeps the results.
 func TestLatePayment(t *testing.T) {
-	sc := bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}
+	sc := bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest}
 	t.Run("accept after cancel", func(t *testing.T) {
 		w := newWorld(t)
 		sub := w.hub.Subscribe(agent1)
@@ -160,7 +160,7 @@ func TestBrowserRestartsAreRationed(t *testing.T) {
 // TestReconcile: the report lists exactly the attempts whose VCC result disagrees with their
 // session, and nothing once the lifecycle has caught up.
 func TestReconcile(t *testing.T) {
-	sc := bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}
+	sc := bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest}
 	kinds := func(w *world) []string {
 		t.Helper()
 		found, err := w.svc.Reconcile(w.ctx, start)
@@ -229,7 +229,7 @@ func TestCustomerSealedAtRest(t *testing.T) {
 		AgentID: "agent-1", Amount: 1240, Currency: "GBP", Customer: customer})
 	require.NoError(t, err)
 	w.clock.Advance(bridge.DefaultBrowserRestartEvery)
-	_, err = svc.RestartSession(w.ctx, bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}, s.ID)
+	_, err = svc.RestartSession(w.ctx, bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest}, s.ID)
 	require.NoError(t, err)
 
 	require.Len(t, rec.creates, 2)

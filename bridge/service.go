@@ -185,14 +185,6 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Scope restricts which sessions a caller may see: one merchant in one mode and, for a browser
-// caller holding an agent token, one agent.
-type Scope struct {
-	MerchantID string
-	Mode       Mode
-	AgentID    string // "" for a secret key: every agent
-}
-
 // CreateSession validates in, starts the first provider session through VCC, pushes its handoff
 // to the agent's sockets and returns the active session. A VCC failure answers with the mapped
 // error and leaves the session failed, for audit only: the caller has the error, so no agent
@@ -304,7 +296,7 @@ func (s *Service) CheckCreate(ctx context.Context, in *CreateSessionInput) (*Mer
 
 // SettledSession returns the session id within scope. One left open past its TTL is settled
 // first, which asks VCC: it expires, or, if VCC has its payment, ends with that payment.
-func (s *Service) SettledSession(ctx context.Context, sc Scope, id string) (*Session, error) {
+func (s *Service) SettledSession(ctx context.Context, sc AgentRef, id string) (*Session, error) {
 	sess, err := s.scoped(ctx, sc, id)
 	if err != nil || !pastTTL(sess, s.clock.Now()) {
 		return sess, err
@@ -326,25 +318,25 @@ func (s *Service) ListSessions(ctx context.Context, f SessionFilter) ([]*Session
 // CancelSession cancels an open session. If VCC already has a payment result for it (on any
 // attempt that could have taken one), that result wins and the cancel answers
 // session_wrong_state; while the customer is keying, the cancel is refused.
-func (s *Service) CancelSession(ctx context.Context, sc Scope, id string) (*Session, error) {
+func (s *Service) CancelSession(ctx context.Context, sc AgentRef, id string) (*Session, error) {
 	return s.operate(ctx, sc, id, trigger{kind: trigCancel})
 }
 
 // RestartSession starts a new provider session for an active session on request (DESIGN section
 // 3, trigger 4). If VCC turns out to have the payment's result already, that result is applied
 // and answered instead: session_wrong_state for a success, the failure's own code otherwise.
-func (s *Service) RestartSession(ctx context.Context, sc Scope, id string) (*Session, error) {
+func (s *Service) RestartSession(ctx context.Context, sc AgentRef, id string) (*Session, error) {
 	return s.operate(ctx, sc, id, trigger{kind: trigRestart})
 }
 
 // RestartFromAgent is RestartSession asked for by an agent's socket (session.restart): rationed
 // to one restart per session per BrowserRestartEvery, so one socket cannot burn the attempts.
 func (s *Service) RestartFromAgent(ctx context.Context, agent AgentRef, id string) (*Session, error) {
-	return s.operate(ctx, agent.scope(), id, trigger{kind: trigRestart, fromBrowser: true})
+	return s.operate(ctx, agent, id, trigger{kind: trigRestart, fromBrowser: true})
 }
 
 // operate runs an operation a caller within sc asked for: an error, or the session after it.
-func (s *Service) operate(ctx context.Context, sc Scope, id string, t trigger) (*Session, error) {
+func (s *Service) operate(ctx context.Context, sc AgentRef, id string, t trigger) (*Session, error) {
 	if _, err := s.scoped(ctx, sc, id); err != nil {
 		return nil, err
 	}
@@ -360,8 +352,7 @@ func (s *Service) operate(ctx context.Context, sc Scope, id string, t trigger) (
 // the current one is returned, for that socket alone. A report about a session that is no longer
 // active changes nothing.
 func (s *Service) FrameRefused(ctx context.Context, agent AgentRef, sessionID string, attempt int) (*HandoffEventData, error) {
-	sc := Scope{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID}
-	if _, err := s.scoped(ctx, sc, sessionID); err != nil {
+	if _, err := s.scoped(ctx, agent, sessionID); err != nil {
 		return nil, err
 	}
 	if attempt <= 0 {
@@ -413,7 +404,7 @@ func (s *Service) checkAttempt(ctx context.Context, sess *Session, guid string) 
 }
 
 // scoped returns session id if sc may see it, else session_not_found (never saying which).
-func (s *Service) scoped(ctx context.Context, sc Scope, id string) (*Session, error) {
+func (s *Service) scoped(ctx context.Context, sc AgentRef, id string) (*Session, error) {
 	if ModeOfSessionID(id) == "" {
 		return nil, s.notFound(ErrNotFound)
 	}
@@ -550,8 +541,4 @@ func joinInts(xs []int) string {
 		parts[i] = strconv.Itoa(x)
 	}
 	return strings.Join(parts, ", ")
-}
-
-func (a AgentRef) scope() Scope {
-	return Scope{MerchantID: a.MerchantID, Mode: a.Mode, AgentID: a.AgentID}
 }

@@ -174,7 +174,7 @@ func TestVCCUnreachableAtTTLPostponesExpiry(t *testing.T) {
 // provider session: the payment wins. A decline there does not end the session: the customer
 // may pay on the new page.
 func TestPaymentOnReplacedAttempt(t *testing.T) {
-	sc := bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}
+	sc := bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest}
 	t.Run("accept", func(t *testing.T) {
 		w := newWorld(t)
 		s := w.create(0)
@@ -220,7 +220,7 @@ func TestPaymentOnReplacedAttempt(t *testing.T) {
 // attempt answers that the session succeeded.
 func TestCancelFindsPaymentOnReplacedAttempt(t *testing.T) {
 	w := newWorld(t)
-	sc := bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}
+	sc := bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest}
 	s := w.create(0)
 	first := s.Current().SessionGUID
 	_, err := w.svc.RestartSession(w.ctx, sc, s.ID)
@@ -277,7 +277,7 @@ func TestSnapshotWaitsForCreateInFlight(t *testing.T) {
 func TestStaleFrameRefusedGetsCurrentHandoff(t *testing.T) {
 	w := newWorld(t)
 	s := w.create(0)
-	_, err := w.svc.RestartSession(w.ctx, bridge.Scope{MerchantID: "acme", Mode: bridge.ModeTest}, s.ID)
+	_, err := w.svc.RestartSession(w.ctx, bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest}, s.ID)
 	require.NoError(t, err)
 	creates := w.stub.Stats().CreateSession
 	h, err := w.svc.FrameRefused(w.ctx, agent1, s.ID, 1)

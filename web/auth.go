@@ -18,7 +18,7 @@ type caller struct {
 
 // scope is what the caller may see: the whole merchant-mode for a secret key, one agent for a
 // browser caller.
-func (c *caller) scope() bridge.Scope {
+func (c *caller) scope() bridge.AgentRef {
 	sc := c.Principal.Scope()
 	if c.agent != nil {
 		sc.AgentID = c.agent.AgentID
