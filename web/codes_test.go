@@ -15,16 +15,6 @@ import (
 	"github.com/paybridge/paybridge/web"
 )
 
-// otherMerchant returns a merchant besides the harness's own, with the given status and, if
-// withVCC, the stub's credentials.
-func otherMerchant(h *harness, id string, status bridge.MerchantStatus, withVCC bool) *bridge.Merchant {
-	m := &bridge.Merchant{ID: id, Name: id, Status: status, AllowedOrigins: []string{testOrigin}}
-	if withVCC {
-		m.VCC = h.merchant.VCC
-	}
-	return m
-}
-
 // storedKey puts a key straight into the store for merchantID, as an earlier `paybridge keys
 // create` would have (a merchant's status can change after its keys were made).
 func storedKey(t *testing.T, h *harness, merchantID string, typ bridge.KeyType, mode bridge.Mode) string {
