@@ -25,6 +25,9 @@ func (s *Server) staticFiles() http.Handler {
 				WithFix("Static files are under /static/, e.g. /static/paybridge.js.")
 		}
 		w.Header().Set("Cache-Control", "no-cache")
+		if strings.HasSuffix(name, ".ts") { // paybridge.d.ts: the system's MIME table may say video/mp2t or Qt Linguist
+			w.Header().Set("Content-Type", "application/typescript; charset=utf-8")
+		}
 		fileServer.ServeHTTP(w, r)
 		return nil
 	})
