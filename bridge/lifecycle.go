@@ -265,7 +265,8 @@ func onPastTTL(sess *Session, view *providerView, t trigger, now time.Time, r ru
 	if st := paymentIn(sess, view, r); st != nil {
 		return afterSettle(settle(sess, st, r), t)
 	}
-	keying := view.err == nil && keyingOn(sess, view)
+	// VCC's word about the current attempt (asked first) stands even if a later question failed.
+	keying := keyingOn(sess, view)
 	if now.Before(sess.ExpiresAt.Add(r.expiryGrace)) && (view.err != nil || keying) {
 		switch t.kind {
 		case trigCancel:
@@ -307,7 +308,7 @@ func onCancel(sess *Session, view *providerView, r rules, now time.Time) action 
 	if st := paymentIn(sess, view, r); st != nil {
 		return afterSettle(settle(sess, st, r), trigger{kind: trigCancel})
 	}
-	return cancelWhileUnsure(sess, view, view.err == nil && keyingOn(sess, view))
+	return cancelWhileUnsure(sess, view, keyingOn(sess, view))
 }
 
 func cancelWhileUnsure(sess *Session, view *providerView, keying bool) action {

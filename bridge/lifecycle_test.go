@@ -79,6 +79,12 @@ func TestDecide(t *testing.T) {
 		return v
 	}
 	failing := &providerView{status: map[string]*ProviderStatus{}, err: vccDown}
+	// partial: VCC answered about the first attempts asked (the current one first), then failed.
+	partial := func(sts ...*ProviderStatus) *providerView {
+		v := view(sts...)
+		v.err = vccDown
+		return v
+	}
 
 	terminal := func(status Status) *Session {
 		s := session(status, within, fresh)
@@ -165,6 +171,8 @@ func TestDecide(t *testing.T) {
 		{rule: "cancel: a payment VCC holds wins and the cancel is refused", sess: two, trigger: cancel, view: view(running("g2"), accept("g1")), want: actSettle, to: StatusSucceeded, err: CodeSessionWrongState, note: slog.LevelWarn},
 		{rule: "cancel: never while the customer is keying", sess: active, trigger: cancel, view: view(keying("g1")), want: actRefuse, err: CodeSessionWrongState},
 		{rule: "cancel: VCC unable to answer does not stop a cancel", sess: active, trigger: cancel, view: failing, want: actCancel, to: StatusCancelled, note: slog.LevelWarn},
+		{rule: "cancel: never while VCC reports the customer keying, even if asking about a replaced attempt then failed", sess: two, trigger: cancel, view: partial(keying("g2")), want: actRefuse, err: CodeSessionWrongState},
+		{rule: "ttl: a cancel past the TTL while VCC reports keying is refused, even if asking about a replaced attempt then failed", sess: twoPast, trigger: cancel, view: partial(keying("g2")), want: actRefuse, err: CodeSessionWrongState},
 
 		// Restart triggers 1, 2 and 4.
 		{rule: "restart: reports about an older attempt are ignored", sess: two, trigger: refused(1), want: actIgnore},
