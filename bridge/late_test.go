@@ -124,6 +124,23 @@ func TestLatePayment(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, open)
 	})
+	t.Run("a payment in the watch's last seconds is asked about when the watch ends", func(t *testing.T) {
+		w := newWorld(t)
+		s := w.create(0)
+		_, err := w.svc.CancelSession(w.ctx, sc, s.ID)
+		require.NoError(t, err)
+		w.clock.Advance(15*time.Minute - 5*time.Second)
+		w.svc.Sweep(w.ctx) // asks VCC: still running
+		require.Equal(t, bridge.StatusCancelled, w.get(s.ID).Status)
+		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
+		w.clock.Advance(5 * time.Second)
+		w.svc.Sweep(w.ctx) // the watch ends: VCC still holds the result for 15 minutes
+		got := w.get(s.ID)
+		assert.Equal(t, bridge.StatusSucceeded, got.Status)
+		require.NotNil(t, got.Result)
+		assert.True(t, got.Result.Late)
+		assert.False(t, got.Open(), "nothing left to watch")
+	})
 	t.Run("the watch survives a restart of the process", func(t *testing.T) {
 		w := newWorld(t)
 		s := w.create(0)

@@ -164,7 +164,7 @@ func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules
 	}
 	switch {
 	case sess.Status.Terminal():
-		return onTerminal(sess, t, now, r)
+		return onTerminal(sess, view, t, now, r)
 	case pastTTL(sess, now):
 		return onPastTTL(sess, view, t, now, r)
 	}
@@ -194,7 +194,7 @@ func pastTTL(sess *Session, now time.Time) bool {
 // attempts are still asked about while VCC keeps their results (WatchUntil): a verified approval
 // then makes the session succeeded, late; anything else that may be a payment is logged for
 // reconciliation.
-func onTerminal(sess *Session, t trigger, now time.Time, r rules) action {
+func onTerminal(sess *Session, view *providerView, t trigger, now time.Time, r rules) action {
 	switch t.kind {
 	case trigRestart:
 		return action{kind: actRefuse, err: closedError(sess, "a restart")}
@@ -202,12 +202,42 @@ func onTerminal(sess *Session, t trigger, now time.Time, r rules) action {
 		return action{kind: actRefuse, err: closedError(sess, "cancelling")}
 	case trigTTL:
 		if !sess.WatchUntil.IsZero() && !now.Before(sess.WatchUntil) {
-			return action{kind: actRecord} // VCC has purged every attempt: the watch is over
+			return onWatchEnd(sess, view, r)
 		}
 	case trigProviderStatus:
 		return onLateStatus(sess, t.status, r)
 	}
 	return action{kind: actIgnore}
+}
+
+// onWatchEnd ends the watch of closed sess: polls of replaced attempts are spaced out, so VCC is
+// asked once more about every attempt the watch was for (VCC keeps a result 15 minutes after the
+// payment, which came after the attempt ended here); a payment found then settles the session.
+func onWatchEnd(sess *Session, view *providerView, r rules) action {
+	var watched []string
+	for _, a := range sess.Attempts {
+		if !a.ProviderEnded && !a.EndedAt.IsZero() {
+			watched = append(watched, a.SessionGUID)
+		}
+	}
+	if ask := view.missing(watched); len(ask) > 0 {
+		return action{kind: actAsk, ask: ask}
+	}
+	end := action{kind: actRecord}
+	for _, guid := range watched {
+		if st := view.of(guid); st != nil {
+			switch a := onLateStatus(sess, st, r); {
+			case a.kind == actSettle:
+				return a
+			case a.note != nil && end.note == nil:
+				end.note = a.note
+			}
+		}
+	}
+	if view != nil && view.err != nil && end.note == nil {
+		end.note = &note{slog.LevelError, "late-payment watch ended with VCC unable to answer: reconcile with VCC", []any{"session", sess.ID, "err", view.err}}
+	}
+	return end
 }
 
 // onLateStatus acts on VCC's view of an attempt of a closed session.

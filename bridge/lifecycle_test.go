@@ -136,7 +136,11 @@ func TestDecide(t *testing.T) {
 		{rule: "late: a report about an attempt VCC already said is over is ignored", sess: succeededTwo, trigger: reported(accept("g2")), want: actIgnore},
 		{rule: "late: a provider session ending without payment after cancel is marked over", sess: terminal(StatusCancelled), trigger: reported(expired("g1")), want: actRecord, ended: true},
 		{rule: "late: a running provider session after cancel changes nothing", sess: terminal(StatusCancelled), trigger: reported(keying("g1")), want: actIgnore},
-		{rule: "late: the sweep ends the watch once VCC has purged every attempt", sess: watchOver, trigger: ttl, want: actRecord},
+		{rule: "late: the sweep ends the watch once VCC has purged every attempt", sess: watchOver, trigger: ttl, view: view(expired("g1")), want: actRecord},
+		{rule: "late: at the end of the watch VCC is asked once more about every attempt it was for", sess: watchOver, trigger: ttl, want: actAsk, ask: []string{"g1"}},
+		{rule: "late: a verified ACCEPT found at the end of the watch makes the session succeeded, late", sess: watchOver, trigger: ttl, view: view(accept("g1")), want: actSettle, to: StatusSucceeded, late: true, note: slog.LevelWarn},
+		{rule: "late: a running attempt at the end of the watch ends it", sess: watchOver, trigger: ttl, view: view(running("g1")), want: actRecord},
+		{rule: "late: VCC unable to answer at the end of the watch ends it, logged for reconciliation", sess: watchOver, trigger: ttl, view: failing, want: actRecord, note: slog.LevelError},
 		{rule: "late: the sweep keeps the watch while VCC keeps results", sess: terminal(StatusCancelled), trigger: ttl, want: actIgnore},
 
 		// TTL, with its grace.
