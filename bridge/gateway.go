@@ -202,6 +202,9 @@ func parseAmount(raw string, format AmountFormat, currency string) (int64, bool)
 		n, err := strconv.ParseInt(s, 10, 64)
 		return n, err == nil
 	}
+	if strings.ContainsAny(s, "-−()") {
+		return 0, false // a negative amount (a credit or refund), whose sign the trim below would drop
+	}
 	s = strings.TrimFunc(s, func(r rune) bool { return !(r >= '0' && r <= '9') && r != '.' })
 	digits, ok := CurrencyExponent(currency)
 	if !ok || s == "" {

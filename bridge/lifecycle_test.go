@@ -460,3 +460,40 @@ func TestHasCardNumber(t *testing.T) {
 		assert.False(t, HasCardNumber(k) || HasCardNumber(v), "%q=%q", k, v)
 	}
 }
+
+// TestDecideNegativeAmountNeverVerifies: a decimal amount written as negative (a credit or
+// refund: "-12.40", "(12.40)", "12.40-") is not the session's amount, so an approval carrying it
+// fails verification instead of making the session succeeded.
+func TestDecideNegativeAmountNeverVerifies(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	custom := GatewayProfile{Name: ProfileCustom, StatusKey: "result", Approved: []string{"APPROVED"}, Declined: []string{"DECLINED"},
+		TransactionIDKey: "txn", AmountKey: "charged", AmountFormat: AmountDecimal, CurrencyKey: "ccy", VerifyAmount: true,
+		PaymentData: DefaultPaymentDataKeys}
+	require.NoError(t, custom.Check())
+	r := rules{maxAttempts: 5, lifetime: 15 * time.Minute, expiryGrace: 5 * time.Minute, retention: 15 * time.Minute, pollInterval: time.Second, profile: &custom}
+	sess := &Session{ID: "s", Status: StatusActive, Amount: 1240, Currency: "GBP", ExpiresAt: now.Add(time.Hour),
+		Attempts: []Attempt{{Number: 1, SessionGUID: "g1", StartedAt: now.Add(-time.Minute)}}}
+	for _, tt := range []struct {
+		charged string
+		want    Status
+	}{
+		{"12.40", StatusSucceeded},
+		{"£12.40", StatusSucceeded},
+		{"-12.40", StatusFailed},
+		{"-£12.40", StatusFailed},
+		{"(12.40)", StatusFailed},
+		{"12.40-", StatusFailed},
+		{"−12.40", StatusFailed}, // U+2212 minus sign
+	} {
+		t.Run(tt.charged, func(t *testing.T) {
+			st := &ProviderStatus{SessionGUID: "g1", State: StateFinished, Result: map[string]string{"result": "APPROVED", "txn": "tx-1", "charged": tt.charged, "ccy": "GBP"}}
+			got := decide(sess, nil, trigger{kind: trigProviderStatus, status: st}, now, r)
+			require.Equal(t, actSettle.String(), got.kind.String())
+			assert.Equal(t, tt.want, got.finish.to)
+			if tt.want == StatusFailed {
+				require.NotNil(t, got.finish.failure)
+				assert.Equal(t, CodeTransactionVerificationFailed, got.finish.failure.Code)
+			}
+		})
+	}
+}
