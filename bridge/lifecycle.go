@@ -159,7 +159,9 @@ type finish struct {
 // if nobody asked yet) at now. When it needs VCC's word it answers actAsk; the executor asks and
 // calls it again with the view.
 func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules) action {
-	if t.kind == trigProviderStatus && t.status != nil {
+	// A report asked before the lock was taken may be stale by the time a session past its TTL
+	// is settled: settling (postpone while keying, or expire) asks VCC afresh.
+	if t.kind == trigProviderStatus && t.status != nil && !pastTTL(sess, now) {
 		view = withStatus(view, t.status)
 	}
 	switch {

@@ -220,7 +220,7 @@ func TestDecide(t *testing.T) {
 		{rule: "provider: keying changes nothing", sess: active, trigger: reported(keying("g1")), want: actIgnore},
 		{rule: "provider: a report about an attempt this session never had is ignored", sess: active, trigger: reported(accept("g9")), want: actIgnore},
 		{rule: "provider: a report about a pending session is ignored", sess: pending, trigger: reported(accept("g1")), want: actIgnore},
-		{rule: "provider: past the TTL a report settles the session with the TTL's rules", sess: twoPast, trigger: reported(running("g2")), want: actAsk, ask: []string{"g1"}},
+		{rule: "provider: past the TTL a report settles the session with the TTL's rules, asking VCC afresh (the report may predate the lock)", sess: twoPast, trigger: reported(running("g2")), want: actAsk, ask: []string{"g2", "g1"}},
 
 		// Which replaced attempts are still asked about.
 		{rule: "settling: a replaced attempt VCC said is over is not asked about", sess: settledOlder, trigger: cancel, want: actAsk, ask: []string{"g2"}},

@@ -199,7 +199,15 @@ func (s *Server) tryReserve(ctx context.Context, c *caller, scope, hash string) 
 				return reservation{replay: existing}, nil
 			}
 			// Written under another master key, tampered with, or from before bodies were
-			// sealed: run the request again rather than replay what cannot be checked.
+			// sealed: answer the session the first run made, if it made one (running again
+			// could make a second provider session); else run the request again rather than
+			// replay what cannot be checked.
+			if existing.ResourceID != "" {
+				resourceID = existing.ResourceID
+				if adopted, err := s.adoptSession(ctx, scope, resourceID); adopted != nil || err != nil {
+					return reservation{replay: adopted}, err
+				}
+			}
 			s.logger.ErrorContext(ctx, "stored idempotent response cannot be opened; running the request again", "err", err)
 		default: // in flight
 			if ch, ok := s.inflight.Load(scope); ok {
