@@ -408,3 +408,20 @@ func idempotencyScopeOf(t *testing.T, h *harness, key string) string {
 	require.NoError(t, err)
 	return k.MerchantID + "\x00" + string(k.Mode) + "\x00" + k.ID + "\x00\x00" + key
 }
+
+// TestIdempotentCreateUnderAnotherMasterKey: a create's stored answer that cannot be opened (the
+// master key changed) is not run again, which could make a second provider session: the session
+// the first run made is answered.
+func TestIdempotentCreateUnderAnotherMasterKey(t *testing.T) {
+	h := newHarness(t)
+	body := map[string]any{"agentId": "agent-1", "amount": 1240, "currency": "GBP"}
+	first := h.do("POST", "/v1/sessions", h.secretKey, body, "Idempotency-Key", "order-9")
+	require.Equal(t, http.StatusCreated, first.Status, "%s", first.Body)
+	other, err := bridge.NewKeyring(bytes.Repeat([]byte{8}, 32))
+	require.NoError(t, err)
+	rekeyed := h.extraServer(func(o *web.Options) { o.Keyring = other })
+	retry := doAt(t, rekeyed, "POST", "/v1/sessions", h.secretKey, body, "Idempotency-Key", "order-9")
+	require.Equal(t, http.StatusCreated, retry.Status, "%s", retry.Body)
+	assert.Equal(t, first.Session(t).ID, retry.Session(t).ID)
+	assert.Equal(t, 1, h.vcc.Stats().CreateSession, "no second VCC session")
+}
