@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/paybridge/paybridge/bridge"
-	"github.com/paybridge/paybridge/bridge/boltstore"
+	"github.com/paybridge/paybridge/bridge/pgstore"
 	"github.com/paybridge/paybridge/config"
 	"github.com/paybridge/paybridge/vcc"
 	"github.com/paybridge/paybridge/web"
@@ -28,12 +28,13 @@ import (
 type app struct {
 	cfg      *config.Config
 	logger   *slog.Logger
-	store    *boltstore.Store
+	store    bridge.Store
 	hub      *bridge.Hub
 	sessions *bridge.Service
 	keys     *bridge.KeyService
 	server   *web.Server
 	webhooks *webhook.Dispatcher
+	fanout   *pgstore.Fanout // nil on bbolt
 	listener net.Listener
 }
 
@@ -81,14 +82,22 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.store, err = boltstore.Open(filepath.Join(cfg.DataDir, "paybridge.db"), boltstore.Options{Logger: a.logger}); err != nil {
+	if a.store, err = openStore(context.Background(), cfg, a.logger, 0); err != nil {
 		return nil, err
 	}
 	merchants := bridge.StaticMerchants(cfg.BridgeMerchants())
 	a.hub = bridge.NewHub(a.logger, 0)
+	// Events reach this node's sockets through the hub; on a shared store, every other node's too.
+	var publisher bridge.Publisher = a.hub
+	if pg, ok := a.store.(*pgstore.Store); ok {
+		if a.fanout, err = pgstore.NewFanout(context.Background(), pg, keyring, a.hub); err != nil {
+			return nil, err
+		}
+		publisher = a.fanout
+	}
 	provider := vcc.New(vcc.Options{Clock: clock, Logger: a.logger, RequestTimeout: cfg.VCC.RequestTimeout, MaxRetries: retries(cfg.VCC.MaxRetries)})
 	a.sessions, err = bridge.NewService(bridge.ServiceOptions{
-		Store: a.store, Merchants: merchants, Provider: provider, Publisher: a.hub, Keyring: keyring,
+		Store: a.store, Merchants: merchants, Provider: provider, Publisher: publisher, Keyring: keyring,
 		Clock: clock, Logger: a.logger,
 		ProviderLifetime: cfg.Provider.SessionLifetime, MaxAttempts: cfg.Provider.MaxAttempts,
 		DefaultTTL: cfg.Sessions.DefaultTTL, PollInterval: cfg.Provider.PollInterval,
