@@ -22,6 +22,10 @@ import (
 type locker struct {
 	pool  *pgxpool.Pool
 	local bridge.LocalLocker
+
+	mu     sync.Mutex
+	held   map[*pgxpool.Conn]bool // connections holding a lock now
+	closed bool
 }
 
 var _ bridge.Locker = (*Store)(nil)
@@ -42,10 +46,45 @@ func (l *locker) init(cfg *pgxpool.Config, conns int32) error {
 	return nil
 }
 
+// close ends every lock still held (its holder's unlock becomes a no-op) and the pool: closing
+// the store must not wait for a trigger that will never unlock.
 func (l *locker) close() {
+	l.mu.Lock()
+	l.closed = true
+	held := l.held
+	l.held = nil
+	l.mu.Unlock()
+	for conn := range held {
+		discard(conn)
+	}
 	if l.pool != nil {
 		l.pool.Close()
 	}
+}
+
+// hold records conn as holding a lock; false once the locker is closed.
+func (l *locker) hold(conn *pgxpool.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	if l.held == nil {
+		l.held = make(map[*pgxpool.Conn]bool)
+	}
+	l.held[conn] = true
+	return true
+}
+
+// drop forgets conn; false if close took it already.
+func (l *locker) drop(conn *pgxpool.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.held[conn] {
+		return false
+	}
+	delete(l.held, conn)
+	return true
 }
 
 // lockKey maps a session id onto the advisory lock's second key. Two ids sharing a key only
@@ -81,9 +120,18 @@ func (s *Store) LockSession(ctx context.Context, id string) (func(), error) {
 		}
 		return nil, fmt.Errorf("pgstore: lock session %s: %w", id, err)
 	}
+	if !s.locks.hold(conn) {
+		discard(conn)
+		unlockLocal()
+		return nil, errors.New("pgstore: lock session: store closed")
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			defer unlockLocal()
+			if !s.locks.drop(conn) {
+				return // the store closed, and the connection with its lock
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			var released bool
@@ -94,7 +142,6 @@ func (s *Store) LockSession(ctx context.Context, id string) (func(), error) {
 			} else {
 				conn.Release()
 			}
-			unlockLocal()
 		})
 	}, nil
 }
