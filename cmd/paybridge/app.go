@@ -63,6 +63,9 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	defer func() {
 		if err != nil {
 			a.listener.Close()
+			if a.fanout != nil {
+				a.fanout.Close()
+			}
 			if a.store != nil {
 				a.store.Close()
 			}
@@ -90,7 +93,10 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	// Events reach this node's sockets through the hub; on a shared store, every other node's too.
 	var publisher bridge.Publisher = a.hub
 	if pg, ok := a.store.(*pgstore.Store); ok {
-		if a.fanout, err = pgstore.NewFanout(context.Background(), pg, keyring, a.hub); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		a.fanout, err = pgstore.NewFanout(ctx, pg, keyring, a.hub)
+		cancel()
+		if err != nil {
 			return nil, err
 		}
 		publisher = a.fanout
@@ -102,6 +108,9 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		ProviderLifetime: cfg.Provider.SessionLifetime, MaxAttempts: cfg.Provider.MaxAttempts,
 		DefaultTTL: cfg.Sessions.DefaultTTL, PollInterval: cfg.Provider.PollInterval,
 		PollConcurrency: cfg.Provider.PollConcurrency,
+		// On a shared store: learn other nodes' sessions, and retry a live owner's, well within
+		// the lease time, so a dead node's work moves soon after its lease lapses.
+		ReloadInterval: cfg.Store.LeaseTTL / 5,
 	})
 	if err != nil {
 		return nil, err
@@ -186,6 +195,9 @@ func (a *app) run(ctx context.Context) error {
 	_ = a.server.Shutdown(shutdown)
 	if serr := srv.Shutdown(shutdown); serr != nil && err == nil {
 		err = serr
+	}
+	if a.fanout != nil {
+		a.fanout.Close()
 	}
 	if cerr := a.store.Close(); cerr != nil && err == nil {
 		err = cerr

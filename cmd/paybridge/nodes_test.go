@@ -1,0 +1,254 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/paybridge/paybridge/bridge/pgstore/pgtest"
+)
+
+// receiver is a merchant's webhook endpoint: it keeps every delivery's event id and type.
+type receiver struct {
+	mu     sync.Mutex
+	events []receivedEvent
+}
+
+type receivedEvent struct {
+	ID, Type, Session string
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	var ev struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(body, &ev)
+	r.mu.Lock()
+	r.events = append(r.events, receivedEvent{ev.ID, ev.Type, ev.Data.ID})
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+// of returns the distinct event ids received for session, by type.
+func (r *receiver) of(session string) map[string]map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[string]bool{}
+	for _, ev := range r.events {
+		if ev.Session != session {
+			continue
+		}
+		if out[ev.Type] == nil {
+			out[ev.Type] = map[string]bool{}
+		}
+		out[ev.Type][ev.ID] = true
+	}
+	return out
+}
+
+// cluster is three `paybridge serve` processes on one PostgreSQL database, the stubs in another
+// process, and a merchant webhook receiver.
+type cluster struct {
+	*world
+	nodes []*command
+	bases []string
+	hooks *receiver
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dbURL := pgtest.NewDatabase(t)
+	hooks := &receiver{}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	master := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("n", 32)))
+	w := newWorld(t, fmt.Sprintf("masterKey: %s\nstore: {url: %q, leaseTtl: 3s}\n", master, dbURL),
+		fmt.Sprintf("    webhook: {url: %s, secret: whsec_nodes_test_secret}\n", srv.URL))
+	c := &cluster{world: w, hooks: hooks}
+	for range n {
+		cmd, base := w.serve(t)
+		c.nodes = append(c.nodes, cmd)
+		c.bases = append(c.bases, base)
+	}
+	return c
+}
+
+// agentConn is an agent's socket on one node.
+type agentConn struct {
+	t    *testing.T
+	conn *websocket.Conn
+	evs  chan map[string]any
+}
+
+type wsEvent = map[string]any
+
+func (c *cluster) connect(t *testing.T, base, token string) *agentConn {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/v1/ws?key="+url.QueryEscape(c.publishable), http.Header{"Origin": {c.origin}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	a := &agentConn{t: t, conn: conn, evs: make(chan map[string]any, 64)}
+	t.Cleanup(func() { conn.Close() })
+	require.NoError(t, conn.WriteJSON(map[string]string{"type": "auth", "agentToken": token}))
+	go func() {
+		defer close(a.evs)
+		for {
+			var ev map[string]any
+			if err := conn.ReadJSON(&ev); err != nil {
+				return
+			}
+			a.evs <- ev
+		}
+	}()
+	return a
+}
+
+// next returns the next event of one of types, skipping others.
+func (a *agentConn) next(types ...string) wsEvent {
+	a.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-a.evs:
+			require.True(a.t, ok, "socket closed while waiting for %v", types)
+			for _, typ := range types {
+				if ev["type"] == typ {
+					return ev
+				}
+			}
+		case <-deadline:
+			a.t.Fatalf("no %v event", types)
+		}
+	}
+}
+
+func attemptOf(ev wsEvent) float64 { return ev["data"].(map[string]any)["attempt"].(float64) }
+
+// TestNodes runs the acceptance of several nodes on one database, with real processes.
+func TestNodes(t *testing.T) {
+	c := newCluster(t, 3)
+	a, b, cc := c.bases[0], c.bases[1], c.bases[2]
+	token := postJSON(t, a+"/v1/agent_tokens", c.secretKey, `{"agentId":"agent-1","ttlSeconds":3600}`)["token"].(string)
+
+	// An agent on node A gets the handoff of a session created through node B.
+	onA := c.connect(t, a, token)
+	require.Equal(t, "ready", onA.next("ready")["type"])
+	onC := c.connect(t, cc, token)
+	onC.next("ready")
+	sess := postJSON(t, b+"/v1/sessions", c.secretKey, `{"agentId":"agent-1","amount":1240,"currency":"GBP"}`)
+	id := sess["id"].(string)
+	h := onA.next("session.handoff")
+	assert.Equal(t, id, h["sessionId"])
+	assert.Equal(t, float64(1), attemptOf(h))
+	assert.Equal(t, float64(1), attemptOf(onC.next("session.handoff")), "every node's sockets of the agent get it")
+
+	// frame.refused sent to A and C at once makes exactly one new attempt (once the attempt is
+	// older than the browser's restart ration, 5 s).
+	time.Sleep(5500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for _, s := range []*agentConn{onA, onC} {
+		wg.Go(func() {
+			assert.NoError(t, s.conn.WriteJSON(map[string]any{"type": "frame.refused", "sessionId": id, "attempt": 1}))
+		})
+	}
+	wg.Wait()
+	for _, s := range []*agentConn{onA, onC} {
+		assert.Equal(t, float64(2), attemptOf(s.next("session.handoff")))
+	}
+	require.Eventually(t, func() bool {
+		got := getJSON(t, a+"/v1/sessions/"+id, c.secretKey)
+		return got["attempt"] == float64(2)
+	}, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // a second restart, were there one, would be stored by now
+	got := getJSON(t, cc+"/v1/sessions/"+id, c.secretKey)
+	assert.Equal(t, float64(2), got["attempt"], "exactly one new attempt")
+	guid := got["vcc"].(map[string]any)["sessionGuid"].(string)
+
+	// kill -9 of node A, which holds a socket mid-payment: the agent reconnects to B and gets the
+	// current handoff; the ACCEPT is detected (by whichever node takes the session over) and
+	// verified; the merchant gets the terminal event, one event id for the transition.
+	c.nodes[0].kill9(t)
+	snap := agentSnapshot(t, b, c.publishable, token, c.origin)
+	require.Contains(t, snap, id)
+	var handoff struct{ Attempt float64 }
+	require.NoError(t, json.Unmarshal(snap[id], &handoff))
+	assert.Equal(t, float64(2), handoff.Attempt, "the reconnecting agent gets the current handoff")
+	onB := c.connect(t, b, token)
+	onB.next("ready")
+	c.complete(t, guid, "ACCEPT")
+	done := onB.next("session.succeeded", "session.failed")
+	assert.Equal(t, "session.succeeded", done["type"])
+	require.Eventually(t, func() bool { return len(c.hooks.of(id)["session.succeeded"]) > 0 }, 20*time.Second, 50*time.Millisecond)
+	time.Sleep(time.Second) // a second delivery under another id would arrive by now
+	assert.Equal(t, map[string]map[string]bool{"session.succeeded": c.hooks.of(id)["session.succeeded"]}, c.hooks.of(id))
+	assert.Len(t, c.hooks.of(id)["session.succeeded"], 1, "one event id per transition")
+
+	// An idempotent create sent to B and C at once makes one VCC session.
+	before := getJSON(t, c.stubBase+"/_control/stats", "")["createSession"].(float64)
+	ids := make([]string, 2)
+	for i, base := range []string{b, cc} {
+		wg.Go(func() {
+			ids[i] = postJSON(t, base+"/v1/sessions", c.secretKey, `{"agentId":"agent-2","amount":700,"currency":"GBP"}`, "Idempotency-Key", "order-nodes-1")["id"].(string)
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, ids[0], ids[1])
+	assert.Equal(t, before+1, getJSON(t, c.stubBase+"/_control/stats", "")["createSession"].(float64), "one VCC session")
+
+	for _, n := range c.nodes {
+		for _, secret := range []string{c.secretKey, c.publishable, token, "whsec_nodes_test_secret"} {
+			assert.NotContains(t, n.stderr.String(), secret)
+		}
+	}
+}
+
+// TestNodesCreateLimit: 40 creates from one key spread over two nodes: exactly 30 pass.
+func TestNodesCreateLimit(t *testing.T) {
+	c := newCluster(t, 2)
+	key := c.keysCreate(t, "secret") // a fresh bucket
+	codes := make(chan int, 40)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			req, err := http.NewRequest("POST", c.bases[i%2]+"/v1/sessions", strings.NewReader(`{"agentId":"agent-9","amount":100,"currency":"GBP"}`))
+			if !assert.NoError(t, err) {
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if !assert.NoError(t, err) {
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for code := range codes {
+		count[code]++
+	}
+	assert.Equal(t, map[int]int{http.StatusCreated: 30, http.StatusTooManyRequests: 10}, count)
+}
