@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -251,4 +252,111 @@ func TestNodesCreateLimit(t *testing.T) {
 		count[code]++
 	}
 	assert.Equal(t, map[int]int{http.StatusCreated: 30, http.StatusTooManyRequests: 10}, count)
+}
+
+// tcpProxy forwards 127.0.0.1 connections to target until cut: a database outage on demand.
+type tcpProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	p := &tcpProxy{target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", p.target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+}
+
+// cut refuses new connections and breaks the open ones.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *tcpProxy) restore(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	require.NoError(t, err)
+	p.serve(ln)
+}
+
+// TestNodeDatabaseOutage: while the database is unreachable /readyz fails and the API answers
+// auth_service_unavailable or internal_error; when it returns, the node serves again and what
+// was stored before is intact.
+func TestNodeDatabaseOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dbURL, err := url.Parse(pgtest.NewDatabase(t))
+	require.NoError(t, err)
+	proxy := newProxy(t, dbURL.Host)
+	dbURL.Host = proxy.addr
+	master := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("o", 32)))
+	w := newWorld(t, fmt.Sprintf("masterKey: %s\nstore: {url: %q, leaseTtl: 3s}\n", master, dbURL.String()), "")
+	_, base := w.serve(t)
+	before := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":1240,"currency":"GBP"}`)
+
+	status := func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+w.secretKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var e struct{ Code string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Code
+	}
+	proxy.cut()
+	code, errCode := status("GET", "/readyz", "")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "auth_service_unavailable", errCode)
+	_, errCode = status("POST", "/v1/sessions", `{"agentId":"agent-1","amount":500,"currency":"GBP"}`)
+	assert.Contains(t, []string{"auth_service_unavailable", "internal_error"}, errCode)
+
+	proxy.restore(t)
+	require.Eventually(t, func() bool { code, _ := status("GET", "/readyz", ""); return code == http.StatusOK }, 20*time.Second, 100*time.Millisecond)
+	got := getJSON(t, base+"/v1/sessions/"+before["id"].(string), w.secretKey)
+	assert.Equal(t, "active", got["status"])
+	after := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":500,"currency":"GBP"}`)
+	assert.Equal(t, "active", after["status"])
 }
