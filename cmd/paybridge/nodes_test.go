@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,12 +10,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -359,4 +363,29 @@ func TestNodeDatabaseOutage(t *testing.T) {
 	assert.Equal(t, "active", got["status"])
 	after := postJSON(t, base+"/v1/sessions", w.secretKey, `{"agentId":"agent-1","amount":500,"currency":"GBP"}`)
 	assert.Equal(t, "active", after["status"])
+}
+
+// TestDemoOnPostgreSQL: `paybridge demo --store URL` keeps its state in PostgreSQL and takes a
+// session to its handoff.
+func TestDemoOnPostgreSQL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dbURL := pgtest.NewDatabase(t)
+	info := filepath.Join(t.TempDir(), "info.json")
+	demo := startCommand(t, "demo", "--addr", "127.0.0.1:0", "--store", dbURL, "--info", info)
+	var d demoInfo
+	require.Eventually(t, func() bool {
+		data, err := os.ReadFile(info)
+		return err == nil && json.Unmarshal(data, &d) == nil
+	}, 30*time.Second, 20*time.Millisecond, "stderr: %s", demo.stderr)
+	created := postJSON(t, d.BaseURL+"/v1/sessions", d.SecretKey, `{"agentId":"`+d.AgentID+`","amount":1240,"currency":"GBP"}`)
+	assert.Equal(t, "active", created["status"])
+
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var n int
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM sessions WHERE id = $1`, created["id"]).Scan(&n))
+	assert.Equal(t, 1, n, "the session is in PostgreSQL")
 }
