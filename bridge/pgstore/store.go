@@ -127,12 +127,19 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Ping implements bridge.Store: it runs a query on a pooled connection.
+// Ping implements bridge.Store: it runs a query on a pooled connection. On failure every idle
+// pooled connection is closed, so service resumes cleanly when the database returns.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := s.pool.Ping(ctx); err != nil {
+		// The database is unreachable: the pooled connections are likely broken too. Dropping
+		// them now means the first requests after it returns get fresh ones instead of errors.
+		s.pool.Reset()
+		if s.locks.pool != nil {
+			s.locks.pool.Reset()
+		}
 		return fmt.Errorf("pgstore: ping: %w", err)
 	}
 	return nil
