@@ -41,8 +41,6 @@ type Fanout struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu        sync.Mutex
-	listening bool
 	ready     chan struct{} // closed once the listener has subscribed the first time
 	readyOnce sync.Once
 }

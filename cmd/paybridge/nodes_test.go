@@ -389,3 +389,137 @@ func TestDemoOnPostgreSQL(t *testing.T) {
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM sessions WHERE id = $1`, created["id"]).Scan(&n))
 	assert.Equal(t, 1, n, "the session is in PostgreSQL")
 }
+
+// tryCreate creates a session through base with an Idempotency-Key; an error when the node did
+// not answer 201 (it may have died mid-request).
+func tryCreate(base, key, idem, body string) (map[string]any, error) {
+	req, err := http.NewRequest("POST", base+"/v1/sessions", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", idem)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return nil, fmt.Errorf("%s: %d %s", base, resp.StatusCode, data)
+	}
+	var m map[string]any
+	return m, json.Unmarshal(data, &m)
+}
+
+// TestNodesChaos kills a node with SIGKILL every second (20 rounds, each node in turn, replaced
+// by a new process) while two clients create sessions (idempotently, retried on another node
+// when theirs dies) and pay them: no session, outcome or webhook event is lost, and the merchant
+// gets exactly one event id for each session's transition.
+func TestNodesChaos(t *testing.T) {
+	c := newCluster(t, 3)
+	const rounds = 20
+	var (
+		mu       sync.Mutex // guards c.bases while nodes are replaced
+		sessions []map[string]any
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	base := func(n int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return c.bases[n%len(c.bases)]
+	}
+	// Two clients create and pay sessions all along, so kills land mid-create, mid-poll and
+	// mid-delivery.
+	for client := range 2 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				idem := fmt.Sprintf("chaos-%d-%d", client, n)
+				body := fmt.Sprintf(`{"agentId":"agent-%d","amount":%d,"currency":"GBP"}`, client, 100+n)
+				var created map[string]any
+				var errs []error
+				for try := 0; created == nil; try++ {
+					if !assert.Less(t, try, 120, "create %s never answered: %v", idem, errs) {
+						return
+					}
+					var err error
+					if created, err = tryCreate(base(client+n+try), c.secretKey, idem, body); err != nil {
+						errs = append(errs, err)
+						time.Sleep(250 * time.Millisecond)
+					}
+				}
+				mu.Lock()
+				sessions = append(sessions, created)
+				mu.Unlock()
+				resp, err := http.Post(c.stubBase+"/_control/sessions/"+created["vcc"].(map[string]any)["sessionGuid"].(string)+"/complete",
+					"application/json", strings.NewReader(`{"decision":"ACCEPT"}`))
+				if assert.NoError(t, err) {
+					resp.Body.Close()
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+	for round := range rounds {
+		time.Sleep(time.Second)
+		// kill -9 a node and start a new one in its place (on another port).
+		victim := round % len(c.nodes)
+		c.nodes[victim].kill9(t)
+		node, b := c.serve(t)
+		mu.Lock()
+		c.nodes[victim], c.bases[victim] = node, b
+		mu.Unlock()
+	}
+	close(stop)
+	wg.Wait()
+
+	ids := map[string]bool{}
+	for _, s := range sessions {
+		ids[s["id"].(string)] = true
+	}
+	require.Len(t, ids, len(sessions), "one session per idempotent create")
+	require.Greater(t, len(ids), rounds, "sessions were created throughout")
+	t.Logf("%d sessions over %d kills", len(ids), rounds)
+	for id := range ids {
+		require.Eventually(t, func() bool {
+			got, err := tryGet(c.bases[0]+"/v1/sessions/"+id, c.secretKey)
+			return err == nil && got["status"] == "succeeded"
+		}, 60*time.Second, 100*time.Millisecond, "session %s lost its outcome", id)
+	}
+	for id := range ids {
+		require.Eventually(t, func() bool { return len(c.hooks.of(id)["session.succeeded"]) > 0 }, 60*time.Second, 50*time.Millisecond,
+			"session %s: no webhook", id)
+	}
+	time.Sleep(time.Second) // a duplicate transition's event would arrive by now
+	for id := range ids {
+		assert.Equal(t, map[string]map[string]bool{"session.succeeded": c.hooks.of(id)["session.succeeded"]}, c.hooks.of(id), id)
+		assert.Len(t, c.hooks.of(id)["session.succeeded"], 1, "session %s: one event id per transition", id)
+	}
+}
+
+// tryGet reads u with key; an error unless 200.
+func tryGet(u, key string) (map[string]any, error) {
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%d", resp.StatusCode)
+	}
+	var m map[string]any
+	return m, json.NewDecoder(resp.Body).Decode(&m)
+}
