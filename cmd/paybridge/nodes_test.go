@@ -189,6 +189,12 @@ func TestNodes(t *testing.T) {
 	assert.Equal(t, float64(2), got["attempt"], "exactly one new attempt")
 	guid := got["vcc"].(map[string]any)["sessionGuid"].(string)
 
+	// A late report about attempt 1, to node C: ignored cluster-wide; that socket is sent the
+	// current handoff it must have missed.
+	require.NoError(t, onC.conn.WriteJSON(map[string]any{"type": "frame.refused", "sessionId": id, "attempt": 1}))
+	assert.Equal(t, float64(2), attemptOf(onC.next("session.handoff")))
+	assert.Equal(t, float64(2), getJSON(t, b+"/v1/sessions/"+id, c.secretKey)["attempt"], "an older attempt's report restarts nothing")
+
 	// kill -9 of node A, which holds a socket mid-payment: the agent reconnects to B and gets the
 	// current handoff; the ACCEPT is detected (by whichever node takes the session over) and
 	// verified; the merchant gets the terminal event, one event id for the transition.
