@@ -12,7 +12,7 @@ import (
 // sessions it polled, the webhook deliveries and the idempotency reservations it held go to the
 // nodes still alive.
 const (
-	sqlHeartbeat = `INSERT INTO nodes (id, alive_until) VALUES ($1, now() + $2::interval)
+	sqlHeartbeat = `INSERT INTO nodes (id, alive_until) VALUES ($1, now() + $2::float8 * interval '1 second')
 		ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until`
 	sqlNodeGone   = `DELETE FROM nodes WHERE id = $1`
 	sqlForgetDead = `DELETE FROM nodes WHERE alive_until < now() - interval '1 hour'`
@@ -34,7 +34,7 @@ func (s *Store) LeaseTTL() time.Duration { return s.leaseTTL }
 
 // heartbeat renews this node's liveness once.
 func (s *Store) heartbeat(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, sqlHeartbeat, s.node, s.leaseTTL.String()); err != nil {
+	if _, err := s.pool.Exec(ctx, sqlHeartbeat, s.node, s.leaseTTL.Seconds()); err != nil {
 		return fmt.Errorf("pgstore: node heartbeat: %w", err)
 	}
 	return nil

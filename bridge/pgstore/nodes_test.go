@@ -311,3 +311,15 @@ func TestFanoutAcrossNodes(t *testing.T) {
 	assert.Empty(t, localC.events(), "a node with another master key delivers nothing")
 	assert.Len(t, localA.events(), 3, "a node does not deliver its own events twice")
 }
+
+// TestLeaseTimeIsTheConfiguredOne: a node's liveness and its outbox leases last the configured
+// lease time by the database's clock, whatever its form (90s is "1m30s" to Go).
+func TestLeaseTimeIsTheConfiguredOne(t *testing.T) {
+	s, url := openTemp(t, pgstore.WithLeaseTTL(90*time.Second))
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var left float64
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT extract(epoch FROM alive_until - now()) FROM nodes WHERE id = $1`, s.Node()).Scan(&left))
+	assert.InDelta(t, 90, left, 5)
+}

@@ -22,7 +22,7 @@ const (
 	sqlUpdateOutbox = `UPDATE outbox SET merchant_id = $2, pending = $3, next_ns = $4, doc = $5, lease_until = NULL WHERE id = $1`
 	// sqlClaimOutbox leases due messages no live lease holds; SKIP LOCKED lets nodes claiming at
 	// once take different messages instead of waiting on each other.
-	sqlClaimOutbox = `UPDATE outbox SET lease_until = now() + $3::interval WHERE id IN (
+	sqlClaimOutbox = `UPDATE outbox SET lease_until = now() + $3::float8 * interval '1 second' WHERE id IN (
 			SELECT id FROM outbox WHERE pending AND next_ns <= $1 AND (lease_until IS NULL OR lease_until <= now())
 			ORDER BY next_ns, id LIMIT $2 FOR UPDATE SKIP LOCKED)
 		RETURNING doc`
@@ -41,7 +41,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, limit int) ([]*b
 	if limit <= 0 {
 		return nil, nil
 	}
-	list, err := listDocs[bridge.OutboxMessage](ctx, s.pool, "outbox message", sqlClaimOutbox, nanos(now), limit, s.leaseTTL.String())
+	list, err := listDocs[bridge.OutboxMessage](ctx, s.pool, "outbox message", sqlClaimOutbox, nanos(now), limit, s.leaseTTL.Seconds())
 	if err != nil {
 		return nil, err
 	}
