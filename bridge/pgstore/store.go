@@ -134,6 +134,9 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	if err := s.pool.Ping(ctx); err != nil {
+		if ctx.Err() != nil {
+			return err // the caller gave up (a probe that hung up): says nothing of the database
+		}
 		// The database is unreachable: the pooled connections are likely broken too. Dropping
 		// them now means the first requests after it returns get fresh ones instead of errors.
 		s.pool.Reset()
