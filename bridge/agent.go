@@ -59,6 +59,7 @@ func (s *Service) RefreshAgent(ctx context.Context, agent AgentRef) error {
 	if err := s.ensureLoaded(ctx); err != nil {
 		return err
 	}
+	s.learnAgent(ctx, agent)
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	for _, id := range s.tracker.ofAgent(agent) {
@@ -100,6 +101,7 @@ func (s *Service) AgentSnapshot(ctx context.Context, agent AgentRef) (*ReadyData
 	if err := s.ensureLoaded(ctx); err != nil {
 		return nil, err
 	}
+	s.learnAgent(ctx, agent)
 	out := &ReadyData{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID, Sessions: []SnapshotEntry{}}
 	for _, id := range s.tracker.ofAgent(agent) {
 		sess, err := s.lockedRead(ctx, agent, id)

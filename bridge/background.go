@@ -46,6 +46,11 @@ func (s *Service) sweep(ctx context.Context, wg *sync.WaitGroup, wait bool) {
 		return
 	}
 	now := s.clock.Now()
+	if s.shared && s.tracker.reloadDue(now, s.reload) {
+		if err := s.reloadOpen(ctx); err != nil {
+			s.logger.WarnContext(ctx, "reload open sessions", "err", err)
+		}
+	}
 	due := s.tracker.due(now)
 	slices.SortStableFunc(due, func(a, b tracked) int {
 		return boolRank(!now.Before(a.expiresAt)) - boolRank(!now.Before(b.expiresAt))
@@ -67,6 +72,15 @@ func (s *Service) sweep(ctx context.Context, wg *sync.WaitGroup, wait bool) {
 			defer func() { <-s.work }()
 			ctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
 			defer cancel()
+			if mine, err := s.leaser.ClaimSession(ctx, d.id); err != nil || !mine {
+				// Another live node does this session's work (or the store cannot say): ask
+				// again later, which is when this node takes over if that node has died.
+				if err != nil && ctx.Err() == nil {
+					s.logger.WarnContext(ctx, "claim session work", "session", d.id, "err", err)
+				}
+				s.tracker.elsewhere(d.id, s.clock.Now().Add(s.reload))
+				return
+			}
 			var err error
 			switch {
 			case !now.Before(d.expiresAt):
@@ -151,4 +165,38 @@ func (s *Service) ensureLoaded(ctx context.Context) error {
 		s.logger.InfoContext(ctx, "resumed open sessions", "count", len(open))
 	}
 	return nil
+}
+
+// reloadOpen tracks the open sessions of a shared store that this node does not know yet: those
+// other nodes created, whose work this node takes over should their owner die.
+func (s *Service) reloadOpen(ctx context.Context) error {
+	open, err := s.store.OpenSessions(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now()
+	for _, sess := range open {
+		s.tracker.trackIfAbsent(sess, now, now.Add(pendingGrace))
+	}
+	return nil
+}
+
+// learnAgent tracks, on a shared store, the agent's open sessions that other nodes created since
+// the last reload, so a socket connecting to this node gets them in its snapshot. A failure
+// leaves the snapshot to what this node knows.
+func (s *Service) learnAgent(ctx context.Context, agent AgentRef) {
+	if !s.shared {
+		return
+	}
+	list, err := s.store.ListSessions(ctx, SessionFilter{MerchantID: agent.MerchantID, Mode: agent.Mode, AgentID: agent.AgentID, Limit: 100})
+	if err != nil {
+		s.logger.WarnContext(ctx, "read the agent's sessions", "err", err)
+		return
+	}
+	now := s.clock.Now()
+	for _, sess := range list {
+		if sess.Open() {
+			s.tracker.trackIfAbsent(sess, now, now.Add(pendingGrace))
+		}
+	}
 }

@@ -21,6 +21,8 @@ const (
 	DefaultPollConcurrency  = 8
 	// DefaultBrowserRestartEvery rations restarts asked for from an agent's socket.
 	DefaultBrowserRestartEvery = 5 * time.Second
+	// DefaultReloadInterval is ServiceOptions.ReloadInterval's default.
+	DefaultReloadInterval = 3 * time.Second
 	// DefaultProviderDeadline bounds one trigger's wait for VCC's status answers.
 	DefaultProviderDeadline = 10 * time.Second
 	// pendingGrace is how long a session may stay pending (its VCC create in flight) before a
@@ -53,6 +55,7 @@ type ServiceOptions struct {
 	Publisher Publisher
 	Keyring   *Keyring
 	Locker    Locker       // nil: the Store if it is a Locker, else a LocalLocker
+	Leaser    Leaser       // nil: the Store if it is a Leaser (several nodes), else a LocalLeaser
 	Clock     Clock        // nil: SystemClock
 	Logger    *slog.Logger // nil: discard
 
@@ -72,6 +75,10 @@ type ServiceOptions struct {
 	// LateWatch is how long after an attempt ends VCC is still asked about it: VCC's retention
 	// of results (15m).
 	LateWatch time.Duration
+	// ReloadInterval is how often, on a store several nodes share (a Leaser), the open sessions
+	// are read again, to learn those other nodes created and to take over a dead node's; it is
+	// also how long a session another node owns is left before asking again (3s).
+	ReloadInterval time.Duration
 }
 
 // Service runs the session lifecycle: create, hand off, restart, learn and verify the outcome,
@@ -94,6 +101,9 @@ type Service struct {
 	askDeadline     time.Duration
 
 	locks   Locker
+	leaser  Leaser
+	shared  bool          // the store is shared by several nodes: reload, claim before working
+	reload  time.Duration // see ServiceOptions.ReloadInterval
 	tracker tracker
 	stats   serviceCounters
 	work    chan struct{} // slots for background work in flight (pollConcurrency)
@@ -149,6 +159,17 @@ func NewService(opts ServiceOptions) (*Service, error) {
 			s.locks = &LocalLocker{}
 		}
 	}
+	s.leaser = opts.Leaser
+	if s.leaser == nil {
+		if l, ok := opts.Store.(Leaser); ok {
+			s.leaser = l
+		} else {
+			s.leaser = LocalLeaser{}
+		}
+	}
+	_, s.shared = s.leaser.(LocalLeaser)
+	s.shared = !s.shared
+	s.reload = orDefault(opts.ReloadInterval, DefaultReloadInterval)
 	if s.clock == nil {
 		s.clock = SystemClock{}
 	}

@@ -124,11 +124,14 @@ type IdempotencyRecord struct {
 	// ResourceID is the id the first request gives what it creates (a session id), fixed
 	// before it calls anyone: a retry after the first request's process died finds the
 	// session it made, whatever became of it, instead of making a second one.
-	ResourceID string    `json:"resourceId,omitempty"`
-	Status     int       `json:"status,omitempty"`
-	Body       []byte    `json:"body,omitempty"`
-	CreatedAt  time.Time `json:"createdAt"`
-	ExpiresAt  time.Time `json:"expiresAt"`
+	ResourceID string `json:"resourceId,omitempty"`
+	// Node is the node that holds the reservation, on a store several nodes share (set by the
+	// store; see NodeDirectory); empty on a single-node store.
+	Node      string    `json:"node,omitempty"`
+	Status    int       `json:"status,omitempty"`
+	Body      []byte    `json:"body,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // IdempotencyStore holds idempotency records.

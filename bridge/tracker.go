@@ -12,6 +12,9 @@ type tracker struct {
 	loadMu sync.Mutex
 	loaded bool
 
+	reloadMu sync.Mutex
+	reloaded time.Time // when the open sessions of a shared store were last read again
+
 	mu      sync.Mutex
 	items   map[string]*tracked
 	byAgent map[AgentRef]map[string]struct{}
@@ -24,6 +27,7 @@ type tracked struct {
 	expiresAt time.Time // when to settle it: its TTL, or later while an expiry is postponed
 	nextPoll  time.Time // for a pending session: when to give up on it
 	olderAt   time.Time // when replaced attempts were last asked about
+	elsewhere time.Time // another node does its work: not due before this
 	pending   bool
 	closed    bool // terminal, watched for a late payment until expiresAt
 	busy      bool // a sweep is working on it
@@ -151,7 +155,7 @@ func (t *tracker) due(now time.Time) []tracked {
 	defer t.mu.Unlock()
 	var out []tracked
 	for _, it := range t.items {
-		if it.busy || (now.Before(it.expiresAt) && now.Before(it.nextPoll)) {
+		if it.busy || now.Before(it.elsewhere) || (now.Before(it.expiresAt) && now.Before(it.nextPoll)) {
 			continue
 		}
 		it.busy = true
@@ -200,5 +204,27 @@ func (t *tracker) olderDue(id string, now time.Time, every time.Duration) bool {
 		return false
 	}
 	it.olderAt = now
+	return true
+}
+
+// elsewhere ends a sweep's claim on id because another node does its work: it is not due again
+// before until.
+func (t *tracker) elsewhere(id string, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if it := t.items[id]; it != nil {
+		it.busy, it.elsewhere = false, until
+	}
+}
+
+// reloadDue reports whether the open sessions are due to be read again at now, and if so records
+// that they are being read.
+func (t *tracker) reloadDue(now time.Time, every time.Duration) bool {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	if now.Sub(t.reloaded) < every {
+		return false
+	}
+	t.reloaded = now
 	return true
 }

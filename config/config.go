@@ -28,6 +28,7 @@ type Config struct {
 	DocsBaseURL    string      `yaml:"docsBaseUrl"`    // default <publicBaseUrl>/docs/error-codes
 	DataDir        string      `yaml:"dataDir"`        // default ./data
 	MasterKey      string      `yaml:"masterKey"`      // secret; base64 of >= 32 bytes; empty: kept in <dataDir>/master.key
+	Store          Store       `yaml:"store"`          // default none: bbolt in <dataDir>/paybridge.db
 	TLS            TLS         `yaml:"tls"`            // default none: plain HTTP (behind a TLS proxy)
 	TrustedProxies []string    `yaml:"trustedProxies"` // CIDRs or addresses whose forwarding headers are believed; default none
 	HTTP           HTTP        `yaml:"http"`
@@ -152,6 +153,19 @@ type RateLimits struct {
 	PerIPWindow          time.Duration `yaml:"perIPWindow"`          // ... per 60s, per client IP
 }
 
+// Store selects the system of record. Without a URL paybridge keeps its state in bbolt under
+// dataDir (one node); with one, several nodes share a PostgreSQL database.
+type Store struct {
+	// URL is a postgres:// URL (or PAYBRIDGE_STORE_URL); secret, as it may carry a password.
+	URL string `yaml:"url"`
+	// LeaseTTL is how long a node that stops answering keeps its claim on background work (polls,
+	// expiry, webhook deliveries) before another node takes it over; default 15s, 3s..5m.
+	LeaseTTL time.Duration `yaml:"leaseTtl"`
+}
+
+// Shared reports whether the store is one several nodes share (PostgreSQL).
+func (s Store) Shared() bool { return s.URL != "" }
+
 // Idempotency tunes Idempotency-Key handling.
 type Idempotency struct {
 	TTL time.Duration `yaml:"ttl"` // default 24h: how long a first response is kept for replay
@@ -268,6 +282,7 @@ func base() *Config {
 			PerIPWindow:          time.Minute,
 		},
 		Idempotency: Idempotency{TTL: 24 * time.Hour},
+		Store:       Store{LeaseTTL: 15 * time.Second},
 		Webhooks: Webhooks{
 			RetryWindow:    24 * time.Hour,
 			InitialBackoff: 30 * time.Second,
@@ -442,6 +457,13 @@ func (c *Config) Redacted() *Config {
 		}
 	}
 	hide(&r.MasterKey)
+	hideURL(&r.Store.URL)
+	if u, err := url.Parse(r.Store.URL); err == nil && u.Query().Has("password") {
+		q := u.Query()
+		q.Set("password", "redacted")
+		u.RawQuery = q.Encode()
+		r.Store.URL = u.String()
+	}
 	hideURL(&r.PublicBaseURL)
 	hideURL(&r.DocsBaseURL)
 	for i := range r.Merchants {

@@ -323,6 +323,9 @@ func validEnvName(name string) bool {
 // EnvMasterKey overrides masterKey.
 const EnvMasterKey = "PAYBRIDGE_MASTER_KEY"
 
+// EnvStoreURL overrides store.url.
+const EnvStoreURL = "PAYBRIDGE_STORE_URL"
+
 // Suffixes of the per-merchant environment overrides; see MerchantEnvPrefix.
 const (
 	EnvVCCClientSecret         = "VCC_CLIENT_SECRET"          // vcc.clientSecret
@@ -357,6 +360,7 @@ func applyOverrides(c *Config, getenv func(string) string) map[*string]bool {
 		}
 	}
 	override(&c.MasterKey, EnvMasterKey)
+	override(&c.Store.URL, EnvStoreURL)
 	for i := range c.Merchants {
 		m := &c.Merchants[i]
 		if m.ID == "" {

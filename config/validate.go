@@ -103,6 +103,7 @@ func (c *Config) Validate() error {
 		p.add("masterKey", "%s", problem)
 	}
 	validateTLS(&p, c.TLS)
+	validateStore(&p, c)
 	for i, proxy := range c.TrustedProxies {
 		if _, ok := parseProxy(proxy); !ok {
 			p.add(fmt.Sprintf("trustedProxies[%d]", i), "must be a CIDR such as 10.0.0.0/8 or an IP address, got %q", proxy)
@@ -329,4 +330,23 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	return w
+}
+
+// validateStore checks store: a PostgreSQL URL whose text is never quoted back (it may hold a
+// password), and the master key every node sharing it must have in common.
+func validateStore(p *problems, c *Config) {
+	if c.Store.LeaseTTL != 0 { // 0: the default
+		p.durationRange("store.leaseTtl", c.Store.LeaseTTL, 3*time.Second, 5*time.Minute)
+	}
+	if c.Store.URL == "" {
+		return
+	}
+	if u, err := url.Parse(c.Store.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		p.add("store.url", "must be a postgres:// URL such as postgres://paybridge@db.internal:5432/paybridge")
+	}
+	if c.MasterKey == "" {
+		// Each node would otherwise make its own <dataDir>/master.key, and none could open the
+		// provider tokens or verify the agent tokens another sealed.
+		p.add("masterKey", "must be set when store.url is: every node sharing the database needs the same master key (or PAYBRIDGE_MASTER_KEY)")
+	}
 }

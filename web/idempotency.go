@@ -214,11 +214,13 @@ func (s *Server) tryReserve(ctx context.Context, c *caller, scope, hash string) 
 				return reservation{wait: ch.(chan struct{})}, nil
 			}
 			// Every reservation this process holds is in s.inflight, so this one was made by
-			// another process. Made before this process started, it belongs to one that died
-			// mid-request (kill -9): the reservation is durable, the process was not. With a
-			// single-node store no other process can be alive; otherwise give its owner
-			// idempotencyStale to finish.
-			if !existing.CreatedAt.Before(s.started) && now.Sub(existing.CreatedAt) <= idempotencyStale {
+			// another process: another node, or one that died mid-request (kill -9; the
+			// reservation is durable, the process was not). holderAlive says which.
+			alive, err := s.holderAlive(ctx, existing, now)
+			if err != nil {
+				return reservation{}, err
+			}
+			if alive {
 				return reservation{poll: true}, nil
 			}
 			if existing.ResourceID != "" {
@@ -236,6 +238,21 @@ func (s *Server) tryReserve(ctx context.Context, c *caller, scope, hash string) 
 			return reservation{}, err
 		}
 	}
+}
+
+// holderAlive reports whether the process holding an in-flight reservation made by another
+// process may still finish it. On a store several nodes share, that is its node's liveness (a
+// lease the node renews, lapsing within the store's lease time after it dies); on a single-node
+// store, a reservation made before this process started belongs to a dead process. Either way a
+// holder gets at most idempotencyStale.
+func (s *Server) holderAlive(ctx context.Context, existing *bridge.IdempotencyRecord, now time.Time) (bool, error) {
+	if now.Sub(existing.CreatedAt) > idempotencyStale {
+		return false, nil
+	}
+	if nodes, ok := s.store.(bridge.NodeDirectory); ok && existing.Node != "" {
+		return nodes.NodeAlive(ctx, existing.Node)
+	}
+	return !existing.CreatedAt.Before(s.started), nil
 }
 
 // adoptSession answers a retry of a create whose first run died after storing session id: the

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"hash/maphash"
 	"math"
 	"net/http"
@@ -99,12 +100,18 @@ func (q quota) setHeaders(h http.Header) {
 // all share one publishable key, so one bucket per key would let one agent's retries, or 30
 // agents each taking one payment, lock every other agent out. The agent id comes from the signed
 // token, so a browser cannot pick its own bucket; minting tokens needs the secret key.
-func (s *Server) limitPerKey(w http.ResponseWriter, c *caller) error {
+//
+// On a store several nodes share (a bridge.SharedRateLimiter) the bucket lives in the store, so
+// the limit holds whichever nodes serve the key; the per-IP limit stays per node.
+func (s *Server) limitPerKey(ctx context.Context, w http.ResponseWriter, c *caller) error {
 	bucket := c.Key.ID
 	if c.agent != nil {
 		bucket += "\x00" + c.agent.AgentID
 	}
-	q := s.perKey.take(bucket)
+	q, err := s.takePerKey(ctx, bucket)
+	if err != nil {
+		return err
+	}
 	q.setHeaders(w.Header())
 	if !q.allowed {
 		if c.agent != nil {
@@ -115,4 +122,25 @@ func (s *Server) limitPerKey(w http.ResponseWriter, c *caller) error {
 			"This API key created more than %d sessions in %s.", q.limit, s.perKey.limit.Window)
 	}
 	return nil
+}
+
+// takePerKey spends one request of the per-key bucket, in the shared store when there is one.
+func (s *Server) takePerKey(ctx context.Context, bucket string) (quota, error) {
+	shared, ok := s.store.(bridge.SharedRateLimiter)
+	if !ok {
+		return s.perKey.take(bucket), nil
+	}
+	l := s.perKey.limit
+	allowed, tokens, err := shared.TakeRate(ctx, bucket, l.Limit, l.Window)
+	if err != nil {
+		return quota{}, err
+	}
+	every := l.Window / time.Duration(l.Limit)
+	now := s.clock.Now()
+	q := quota{allowed: allowed, limit: l.Limit, remaining: max(int(math.Floor(tokens)), 0)}
+	q.reset = now.Add(time.Duration((float64(l.Limit) - tokens) * float64(every)))
+	if !allowed {
+		q.retryAfter = time.Duration((1 - tokens) * float64(every))
+	}
+	return q, nil
 }

@@ -121,7 +121,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, dryRunResponse{Valid: true, Warnings: []string{}})
 		return nil
 	}
-	if err := s.limitPerKey(w, c); err != nil {
+	if err := s.limitPerKey(r.Context(), w, c); err != nil {
 		return err
 	}
 	in.SessionID = resourceIDOf(r.Context())

@@ -80,8 +80,9 @@ type DispatcherOptions struct {
 // outbox in the same transaction as the session transition they report, so a crash between the
 // two loses nothing; a crash between a receiver's 2xx and the store recording it sends the
 // message again, which is why every delivery carries the event id. It is safe for concurrent
-// use; several Dispatchers on one store are not coordinated beyond that (a single node owns the
-// bbolt file).
+// use. On a store several nodes share (a bridge.OutboxClaimer), each due message is leased to
+// one node's Dispatcher, and a dead node's leases lapse to the others; on bbolt a single node
+// owns the file.
 type Dispatcher struct {
 	store     bridge.OutboxStore
 	merchants bridge.MerchantDirectory
@@ -175,7 +176,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // could not be recorded stays due and is sent again.
 func (d *Dispatcher) DeliverDue(ctx context.Context) (delivered, failed int, err error) {
 	now := d.clock.Now()
-	due, err := d.store.DueOutbox(ctx, now, d.batchSize)
+	read := d.store.DueOutbox
+	if c, ok := d.store.(bridge.OutboxClaimer); ok {
+		// Several nodes share the outbox: each message is leased to the node delivering it.
+		read = c.ClaimOutbox
+	}
+	due, err := read(ctx, now, d.batchSize)
 	if err != nil {
 		return 0, 0, fmt.Errorf("webhook: read due outbox: %w", err)
 	}

@@ -18,22 +18,24 @@ const (
 	// sqlReserve inserts the record, or replaces one that has expired. ON CONFLICT DO UPDATE
 	// locks the existing row even when its WHERE is false, so the record sqlReservedBy then
 	// reads in the same transaction cannot be released or replaced in between.
-	sqlReserve = `INSERT INTO idempotency AS i (key, request_hash, done, status, body, created_ns, expires_ns, resource_id)
-		VALUES ($1, $2, false, 0, NULL, $3, $4, $5)
+	sqlReserve = `INSERT INTO idempotency AS i (key, request_hash, done, status, body, created_ns, expires_ns, resource_id, node)
+		VALUES ($1, $2, false, 0, NULL, $3, $4, $5, $6)
 		ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash, done = false, status = 0,
-			body = NULL, created_ns = excluded.created_ns, expires_ns = excluded.expires_ns, resource_id = excluded.resource_id
+			body = NULL, created_ns = excluded.created_ns, expires_ns = excluded.expires_ns, resource_id = excluded.resource_id,
+			node = excluded.node
 		WHERE i.expires_ns <= excluded.created_ns
 		RETURNING true`
-	sqlReservedBy = `SELECT request_hash, done, status, body, created_ns, expires_ns, resource_id FROM idempotency WHERE key = $1`
+	sqlReservedBy = `SELECT request_hash, done, status, body, created_ns, expires_ns, resource_id, node FROM idempotency WHERE key = $1`
 	sqlComplete   = `UPDATE idempotency SET done = true, status = $2, body = $3 WHERE key = $1`
 	sqlRelease    = `DELETE FROM idempotency WHERE key = $1`
-	sqlRecord     = `SELECT request_hash, done, status, body, created_ns, expires_ns, resource_id FROM idempotency
+	sqlRecord     = `SELECT request_hash, done, status, body, created_ns, expires_ns, resource_id, node FROM idempotency
 		WHERE key = $1 AND expires_ns > $2`
 	sqlPurge = `DELETE FROM idempotency WHERE expires_ns <= $1`
 )
 
 // ReserveIdempotency implements bridge.IdempotencyStore with one INSERT ... ON CONFLICT: of
-// concurrent reservations of one key, on any node, exactly one wins. rec.CreatedAt is taken as
+// concurrent reservations of one key, on any node, exactly one wins. The reservation records this
+// node (IdempotencyRecord.Node), so a duplicate elsewhere waits while it is alive. rec.CreatedAt is taken as
 // now: an existing record expired by then is replaced.
 func (s *Store) ReserveIdempotency(ctx context.Context, rec *bridge.IdempotencyRecord) (*bridge.IdempotencyRecord, error) {
 	if rec.Key == "" {
@@ -42,7 +44,7 @@ func (s *Store) ReserveIdempotency(ctx context.Context, rec *bridge.IdempotencyR
 	var existing *bridge.IdempotencyRecord
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var won bool
-		err := tx.QueryRow(ctx, sqlReserve, []byte(rec.Key), rec.RequestHash, nanos(rec.CreatedAt), nanos(rec.ExpiresAt), rec.ResourceID).Scan(&won)
+		err := tx.QueryRow(ctx, sqlReserve, []byte(rec.Key), rec.RequestHash, nanos(rec.CreatedAt), nanos(rec.ExpiresAt), rec.ResourceID, s.node).Scan(&won)
 		if err == nil {
 			return nil
 		}
@@ -114,7 +116,7 @@ func scanRecord(key string, row pgx.Row) (*bridge.IdempotencyRecord, error) {
 	rec := bridge.IdempotencyRecord{Key: key}
 	var status int32
 	var createdNs, expiresNs int64
-	err := row.Scan(&rec.RequestHash, &rec.Done, &status, &rec.Body, &createdNs, &expiresNs, &rec.ResourceID)
+	err := row.Scan(&rec.RequestHash, &rec.Done, &status, &rec.Body, &createdNs, &expiresNs, &rec.ResourceID, &rec.Node)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("pgstore: idempotency record: %w", bridge.ErrNotFound)
 	}

@@ -34,8 +34,8 @@ type migration struct {
 	sql     string
 }
 
-// migrations returns the embedded migrations in version order, checking that the versions are
-// 1, 2, 3, ... with no gap or duplicate.
+// migrations returns the embedded migrations in version order, checking that no version is
+// there twice.
 func migrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
@@ -55,12 +55,24 @@ func migrations() ([]migration, error) {
 		list = append(list, migration{version: v, name: e.Name(), sql: string(sql)})
 	}
 	slices.SortFunc(list, func(a, b migration) int { return a.version - b.version })
-	for i, m := range list {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %d", m.name, i+1)
+	for i := 1; i < len(list); i++ {
+		// A gap is allowed: versions are numbered as they are planned, and one branch may ship
+		// its migration before another's lower number lands. Duplicates never are.
+		if list[i].version == list[i-1].version {
+			return nil, fmt.Errorf("migration %s: version %d twice", list[i].name, list[i].version)
 		}
 	}
 	return list, nil
+}
+
+// Versions returns the schema versions this package embeds, in order.
+func Versions() []int {
+	list, _ := migrations()
+	out := make([]int, len(list))
+	for i, m := range list {
+		out[i] = m.version
+	}
+	return out
 }
 
 // SchemaVersion is the newest schema version this package knows: its last migration's.
@@ -106,15 +118,28 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("read schema_migrations: %w", err)
 	}
-	for i, v := range applied {
-		switch {
-		case int(v) > len(list):
-			return 0, fmt.Errorf("%w: the database has schema version %d, this paybridge knows up to %d; run a newer paybridge", ErrSchema, v, len(list))
-		case int(v) != i+1:
-			return 0, fmt.Errorf("%w: schema_migrations holds version %d where %d belongs", ErrSchema, v, i+1)
-		}
+	newest := 0
+	if len(list) > 0 {
+		newest = list[len(list)-1].version
 	}
-	for _, m := range list[len(applied):] {
+	known := make(map[int]bool, len(list))
+	for _, m := range list {
+		known[m.version] = true
+	}
+	done := make(map[int]bool, len(applied))
+	for _, v := range applied {
+		switch {
+		case int(v) > newest:
+			return 0, fmt.Errorf("%w: the database has schema version %d, this paybridge knows up to %d; run a newer paybridge", ErrSchema, v, newest)
+		case !known[int(v)]:
+			return 0, fmt.Errorf("%w: schema_migrations holds version %d, which this paybridge does not have", ErrSchema, v)
+		}
+		done[int(v)] = true
+	}
+	for _, m := range list {
+		if done[m.version] {
+			continue
+		}
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
 			return 0, fmt.Errorf("migration %s: %w", m.name, err)
 		}
@@ -129,5 +154,5 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) (int, er
 	if len(list) == 0 {
 		return 0, errors.New("no migrations embedded")
 	}
-	return len(list), nil
+	return newest, nil
 }

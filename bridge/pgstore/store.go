@@ -35,7 +35,34 @@ var ErrSchema = errors.New("unsupported schema version")
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
+	log       *slog.Logger
+	leaseTTL  time.Duration
+	lockConns int32
+}
+
+// DefaultLeaseTTL is how long a node's claims outlive its last heartbeat.
+const DefaultLeaseTTL = 15 * time.Second
+
+// WithLeaseTTL sets how long this node's claims (sessions' background work, webhook deliveries,
+// idempotency reservations) outlive its last heartbeat: after a crash, other nodes take over
+// within about this long. Default DefaultLeaseTTL.
+func WithLeaseTTL(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.leaseTTL = d
+		}
+	}
+}
+
+// WithLockConns caps the connections that hold session locks (default 32): a lock is an
+// advisory lock held on its own connection for as long as a trigger runs, so these never compete
+// with the queries the trigger makes.
+func WithLockConns(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.lockConns = int32(n)
+		}
+	}
 }
 
 // WithLogger sends the store's operational messages (never record contents, never the
@@ -49,6 +76,12 @@ func WithLogger(log *slog.Logger) Option {
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+
+	node     string        // this process's id among the nodes: random per Open
+	leaseTTL time.Duration // see WithLeaseTTL
+	locks    locker        // session locks (Locker)
+	stop     context.CancelFunc
+	stopped  chan struct{} // closed when the heartbeat has stopped
 }
 
 var _ bridge.Store = (*Store)(nil)
@@ -58,7 +91,7 @@ var _ bridge.Store = (*Store)(nil)
 // store. It fails with ErrSchema if the database was migrated by a newer paybridge. Close closes
 // the pool.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	o := options{log: slog.New(slog.DiscardHandler)}
+	o := options{log: slog.New(slog.DiscardHandler), leaseTTL: DefaultLeaseTTL, lockConns: 32}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -77,16 +110,39 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	o.log.Info("store opened", append(where, "schemaVersion", version)...)
-	return &Store{pool: pool, log: o.log}, nil
+	s := &Store{pool: pool, log: o.log, node: bridge.RandomBase62(16), leaseTTL: o.leaseTTL}
+	if err := s.locks.init(cfg, o.lockConns); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	if err := s.heartbeat(ctx); err != nil {
+		s.locks.close()
+		pool.Close()
+		return nil, err
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.stop, s.stopped = stop, make(chan struct{})
+	go s.beat(bg)
+	o.log.Info("store opened", append(where, "schemaVersion", version, "node", s.node)...)
+	return s, nil
 }
 
-// Ping implements bridge.Store: it runs a query on a pooled connection.
+// Ping implements bridge.Store: it runs a query on a pooled connection. On failure every idle
+// pooled connection is closed, so service resumes cleanly when the database returns.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := s.pool.Ping(ctx); err != nil {
+		if ctx.Err() != nil {
+			return err // the caller gave up (a probe that hung up): says nothing of the database
+		}
+		// The database is unreachable: the pooled connections are likely broken too. Dropping
+		// them now means the first requests after it returns get fresh ones instead of errors.
+		s.pool.Reset()
+		if s.locks.pool != nil {
+			s.locks.pool.Reset()
+		}
 		return fmt.Errorf("pgstore: ping: %w", err)
 	}
 	return nil
@@ -95,6 +151,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements bridge.Store. It waits for borrowed connections to be returned and closes
 // them all; closing twice is harmless.
 func (s *Store) Close() error {
+	s.stop()
+	<-s.stopped
+	s.locks.close()
 	s.pool.Close()
 	s.log.Info("store closed")
 	return nil

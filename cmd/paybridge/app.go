@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/paybridge/paybridge/bridge"
-	"github.com/paybridge/paybridge/bridge/boltstore"
+	"github.com/paybridge/paybridge/bridge/pgstore"
 	"github.com/paybridge/paybridge/config"
 	"github.com/paybridge/paybridge/vcc"
 	"github.com/paybridge/paybridge/web"
@@ -28,12 +28,13 @@ import (
 type app struct {
 	cfg      *config.Config
 	logger   *slog.Logger
-	store    *boltstore.Store
+	store    bridge.Store
 	hub      *bridge.Hub
 	sessions *bridge.Service
 	keys     *bridge.KeyService
 	server   *web.Server
 	webhooks *webhook.Dispatcher
+	fanout   *pgstore.Fanout // nil on bbolt
 	listener net.Listener
 	clock    bridge.Clock
 	// reconcileEvery is how often serve reconciles with VCC in the background (0: every 5 minutes).
@@ -67,6 +68,9 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	defer func() {
 		if err != nil {
 			a.listener.Close()
+			if a.fanout != nil {
+				a.fanout.Close()
+			}
 			if a.store != nil {
 				a.store.Close()
 			}
@@ -86,12 +90,23 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.store, err = boltstore.Open(filepath.Join(cfg.DataDir, "paybridge.db"), boltstore.Options{Logger: a.logger}); err != nil {
+	if a.store, err = openStore(context.Background(), cfg, a.logger, 0); err != nil {
 		return nil, err
 	}
 	merchants := bridge.StaticMerchants(cfg.BridgeMerchants())
 	a.hub = bridge.NewHub(a.logger, 0)
-	if a.sessions, err = newSessionService(cfg, a.store, merchants, a.hub, keyring, clock, a.logger); err != nil {
+	// Events reach this node's sockets through the hub; on a shared store, every other node's too.
+	var publisher bridge.Publisher = a.hub
+	if pg, ok := a.store.(*pgstore.Store); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		a.fanout, err = pgstore.NewFanout(ctx, pg, keyring, a.hub)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		publisher = a.fanout
+	}
+	if a.sessions, err = newSessionService(cfg, a.store, merchants, publisher, keyring, clock, a.logger); err != nil {
 		return nil, err
 	}
 	a.clock, a.reconcileEvery = clock, o.reconcileEvery
@@ -146,6 +161,9 @@ func newSessionService(cfg *config.Config, store bridge.Store, merchants bridge.
 		DefaultTTL: cfg.Sessions.DefaultTTL, PollInterval: cfg.Provider.PollInterval,
 		PollConcurrency: cfg.Provider.PollConcurrency, BrowserRestartEvery: cfg.Provider.BrowserRestartEvery,
 		LateWatch: cfg.Provider.VCCRetention,
+		// On a shared store: learn other nodes' sessions, and retry a live owner's, well within
+		// the lease time, so a dead node's work moves soon after its lease lapses.
+		ReloadInterval: cfg.Store.LeaseTTL / 5,
 	})
 }
 
@@ -195,6 +213,9 @@ func (a *app) run(ctx context.Context) error {
 		// (net/http counts those as busy for 5 s): close them. Stopping is still a clean stop.
 		a.logger.Warn("closing connections still open at shutdown", "err", serr)
 		_ = srv.Close()
+	}
+	if a.fanout != nil {
+		a.fanout.Close()
 	}
 	if cerr := a.store.Close(); cerr != nil && err == nil {
 		err = cerr

@@ -58,6 +58,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	verbose := fs.Bool("verbose", false, "log every request (info level) instead of warnings only")
 	stubAddr := fs.String("stub-addr", "127.0.0.1:0", "address for the stub VCC and PCI Pal (port 0 picks a free one)")
 	pollInterval := fs.Duration("poll-interval", 0, "how often paybridge asks the stub VCC for outcomes (default 1s)")
+	store := fs.String("store", "", "a postgres:// URL: keep state in PostgreSQL, as several nodes do, instead of bbolt under --data")
 	vccWebhook := fs.Bool("vcc-webhook", true, "have the stub VCC post outcomes to paybridge's /v1/webhooks/vcc, authenticated with OAuth client credentials as VCC does")
 	announce := fs.Bool("announce", false, `switch the stub PCI Pal's PostMessage flow step on ({"type":"`+demoAnnouncementType+`","sessionId":...}) and give the merchant the matching frameAnnouncement, so the widget can tell a refused frame`)
 	providerLifetime := fs.Duration("provider-lifetime", 0, "paybridge's provider.sessionLifetime: an attempt older than this is renewed before it is shown again (default 15m)")
@@ -108,7 +109,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg := config.Demo(stubs.baseURL())
 	cfg.Listen, cfg.PublicBaseURL, cfg.DocsBaseURL = ln.Addr().String(), "", ""
-	cfg.DataDir = *dataDir
+	cfg.DataDir, cfg.Store.URL = *dataDir, *store
 	if *pollInterval > 0 {
 		cfg.Provider.PollInterval = *pollInterval
 	}

@@ -65,9 +65,9 @@ here (paid_not_recorded), succeeded here but not paid at VCC (recorded_not_paid)
 attempts (paid_twice), or failed because the result could not be verified (unverified).
 VCC is asked only about attempts it still keeps (15 minutes after they end).
 
-It needs the store to itself: with the single-node store (bbolt under dataDir) stop serve first,
+With the single-node store (bbolt under dataDir) it needs the store to itself: stop serve first,
 or read paybridge_reconcile_discrepancies on /metrics and the error log, which serve keeps
-current every 5 minutes.
+current every 5 minutes. With store.url (PostgreSQL) it runs beside the serving nodes.
 
 Exit status: 0 no discrepancies, 3 discrepancies found, 1 the reconciliation could not run.
 
@@ -91,11 +91,12 @@ Flags:
 	logger := newLogger(stderr, cfg.Log.Format, slog.LevelWarn) // the report is on stdout; only trouble on stderr
 
 	path := filepath.Join(cfg.DataDir, "paybridge.db")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !cfg.Store.Shared() {
 		// Opening would create an empty store (and a master key): say what is wrong instead.
 		return fmt.Errorf("reconcile: no store at %s: is dataDir the one serve runs with?", path)
 	}
-	store, err := boltstore.Open(path, boltstore.Options{Timeout: reconcileStoreWait, Logger: logger})
+	// On PostgreSQL (store.url) it runs beside the serving nodes.
+	store, err := openStore(ctx, cfg, logger, reconcileStoreWait)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("reconcile: the store %s is in use by a running paybridge: stop it and run reconcile again, "+
 			"or read paybridge_reconcile_discrepancies on its /metrics and its error log, which it keeps current", path)

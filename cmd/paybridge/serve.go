@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/paybridge/paybridge/bridge"
-	"github.com/paybridge/paybridge/bridge/boltstore"
 	"github.com/paybridge/paybridge/config"
 	"github.com/paybridge/paybridge/vcc"
 )
@@ -70,9 +68,13 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	store, err := boltstore.Open(filepath.Join(cfg.DataDir, "paybridge.db"), boltstore.Options{Timeout: 2 * time.Second})
-	if err != nil {
+	// On PostgreSQL there is no file lock: this works beside running nodes.
+	store, err := openStore(ctx, cfg, nil, 2*time.Second)
+	if err != nil && !cfg.Store.Shared() {
 		return fmt.Errorf("%w (a running paybridge holds the data directory: stop it, or create keys with POST /api/merchants/api-keys)", err)
+	}
+	if err != nil {
+		return err
 	}
 	defer store.Close()
 	keys := bridge.NewKeyService(bridge.KeyServiceOptions{Store: store, Merchants: bridge.StaticMerchants(cfg.BridgeMerchants())})
