@@ -15,8 +15,8 @@ const RequireBrowserEnv = "PAYBRIDGE_REQUIRE_BROWSER"
 
 // Browser starts a headless Debian Chromium for t and returns a chromedp context for a new tab.
 // Everything stops when t ends. Without Chromium the test is skipped, or fails under
-// RequireBrowserEnv; -short skips it too.
-func Browser(t testing.TB) context.Context {
+// RequireBrowserEnv; -short skips it too. extra adds Chromium flags (a test's own certificate).
+func Browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -42,6 +42,7 @@ func Browser(t testing.TB) context.Context {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(alloc)

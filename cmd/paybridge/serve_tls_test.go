@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -20,9 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/paybridge/paybridge/bridge"
 	"github.com/paybridge/paybridge/bridge/bridgetest"
 	"github.com/paybridge/paybridge/config"
 )
@@ -94,4 +97,71 @@ merchants: [{id: acme}]
 		plain.Body.Close()
 		assert.Equal(t, http.StatusBadRequest, plain.StatusCode, "plain HTTP to the TLS port is refused")
 	}
+}
+
+// TestWidgetOverTLS: with tls configured, the widget served by paybridge over HTTPS runs in
+// Chromium, opens its socket over wss and gets its ready snapshot (issue 10: TLS in the binary;
+// the test's own certificate is accepted with Chromium's ignore-certificate-errors).
+func TestWidgetOverTLS(t *testing.T) {
+	browser := bridgetest.Browser(t, chromedp.Flag("ignore-certificate-errors", true))
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "paybridge widget"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	origin := "https://" + ln.Addr().String()
+	cfg, err := config.Parse([]byte(`
+listen: 127.0.0.1:0
+dataDir: `+filepath.Join(dir, "data")+`
+masterKey: `+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{4}, 32))+`
+tls: {certFile: "`+certFile+`", keyFile: "`+keyFile+`"}
+merchants: [{id: acme, allowedOrigins: ["`+origin+`"]}]
+`), nil)
+	require.NoError(t, err)
+	a, err := newApp(cfg, appOptions{logger: newLogger(&bridgetest.LogSink{}, "json", cfg.Log.SlogLevel()), listener: ln})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	pk, _, err := a.keys.CreateKey(t.Context(), "acme", bridge.KeyPublishable, bridge.ModeTest)
+	require.NoError(t, err)
+	sk, _, err := a.keys.CreateKey(t.Context(), "acme", bridge.KeySecret, bridge.ModeTest)
+	require.NoError(t, err)
+	p, err := a.keys.Authenticate(t.Context(), sk)
+	require.NoError(t, err)
+	token, _, err := a.keys.IssueAgentToken(t.Context(), p, "agent-1", time.Hour)
+	require.NoError(t, err)
+
+	_, err = chromedp.Run(browser, chromedp.Navigate(origin+"/healthz"))
+	require.NoError(t, err)
+	agent, err := chromedp.Run(browser, chromedp.Evaluate[string](fmt.Sprintf(`new Promise((resolve, reject) => {
+  const s = document.createElement("script");
+  s.src = "/static/paybridge.js";
+  s.onerror = () => reject(new Error("the widget did not load over https"));
+  s.onload = () => {
+    const el = document.createElement("div");
+    document.body.appendChild(el);
+    const w = PayBridge.mount(el, {baseUrl: location.origin, publishableKey: %q, getAgentToken: () => %q});
+    w.on("ready", (d) => resolve(location.protocol + " " + d.agentId));
+    setTimeout(() => reject(new Error("no ready over wss")), 20000);
+  };
+  document.head.appendChild(s);
+})`, pk, token), chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	assert.Equal(t, "https: agent-1", agent)
 }
