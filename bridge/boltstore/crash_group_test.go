@@ -1,15 +1,11 @@
 package boltstore_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -126,35 +122,13 @@ func TestKill9GroupCommit(t *testing.T) {
 // kills it with SIGKILL and returns the sessions it reported created and restarted.
 func killGroupChildAfter(t *testing.T, path string, reported int) (created, restarted map[int]bool) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGroupHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), groupHelperEnv+"="+path)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	c := startChild(t, "TestGroupHelperProcess", groupHelperEnv, path)
 	created, restarted = map[int]bool{}, map[int]bool{}
 	deadline := time.After(2 * time.Minute)
 	for len(created)+len(restarted) < reported {
 		select {
-		case line, ok := <-lines:
-			require.True(t, ok, "the child exited early: %s", stderr.String())
+		case line, ok := <-c.lines:
+			require.True(t, ok, "the child exited early: %s", c.stderr.String())
 			require.False(t, strings.HasPrefix(line, "error"), "child: %s", line)
 			var verb string
 			var n int
@@ -168,19 +142,9 @@ func killGroupChildAfter(t *testing.T, path string, reported int) (created, rest
 				restarted[n] = true
 			}
 		case <-deadline:
-			t.Fatalf("the child reported %d of %d writes in time: %s", len(created)+len(restarted), reported, stderr.String())
+			t.Fatalf("the child reported %d of %d writes in time: %s", len(created)+len(restarted), reported, c.stderr.String())
 		}
 	}
-
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	killed = true
-	for range lines {
-	}
-	err = cmd.Wait()
-	var exit *exec.ExitError
-	require.True(t, errors.As(err, &exit), "the child was not killed: %v", err)
-	status, ok := exit.Sys().(syscall.WaitStatus)
-	require.True(t, ok)
-	require.True(t, status.Signaled() && status.Signal() == syscall.SIGKILL, "the child ended by %v, not SIGKILL", err)
+	c.kill9(t)
 	return created, restarted
 }

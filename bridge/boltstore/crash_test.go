@@ -140,34 +140,12 @@ func TestKill9(t *testing.T) {
 // it with SIGKILL.
 func killChildAfter(t *testing.T, path string, reported int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+path)
-	var stderr lockedBuffer // os/exec copies into it from its own goroutine
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	child := startChild(t, "TestHelperProcess", helperEnv, path)
 	deadline := time.After(2 * time.Minute)
 	for next := 0; next < reported; {
 		select {
-		case line, ok := <-lines:
-			require.True(t, ok, "the child exited early: %s", stderr.String())
+		case line, ok := <-child.lines:
+			require.True(t, ok, "the child exited early: %s", child.stderr.String())
 			rest, isReady := strings.CutPrefix(line, "ready ")
 			require.False(t, strings.HasPrefix(line, "error"), "child: %s", line)
 			if !isReady {
@@ -178,16 +156,55 @@ func killChildAfter(t *testing.T, path string, reported int) {
 			require.Equal(t, next, op, "the child reports writes in order")
 			next++
 		case <-deadline:
-			t.Fatalf("the child reported %d of %d writes in time: %s", next, reported, stderr.String())
+			t.Fatalf("the child reported %d of %d writes in time: %s", next, reported, child.stderr.String())
 		}
 	}
-
 	// The child is still writing: the kill lands wherever it lands, often mid-transaction.
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	killed = true
-	for range lines { // drain, so Wait does not close the pipe under the reader
+	child.kill9(t)
+}
+
+// child is a test binary re-run as a helper process that reports its writes on stdout.
+type child struct {
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr *lockedBuffer
+	killed bool
+}
+
+// startChild runs the test binary's helper test on the store at path (passed in env), its
+// stdout lines on child.lines; it is killed when t ends if nothing killed it before.
+func startChild(t *testing.T, helperTest, env, path string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^"+helperTest+"$", "-test.count=1"), lines: make(chan string), stderr: &lockedBuffer{}}
+	c.cmd.Env = append(os.Environ(), env+"="+path)
+	c.cmd.Stderr = c.stderr // os/exec copies into it from its own goroutine
+	stdout, err := c.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, c.cmd.Start())
+	t.Cleanup(func() {
+		if !c.killed {
+			_ = c.cmd.Process.Kill()
+			_ = c.cmd.Wait()
+		}
+	})
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+	}()
+	return c
+}
+
+// kill9 kills the child with SIGKILL and requires that this is how it ended.
+func (c *child) kill9(t *testing.T) {
+	t.Helper()
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
+	c.killed = true
+	for range c.lines { // drain, so Wait does not close the pipe under the reader
 	}
-	err = cmd.Wait()
+	err := c.cmd.Wait()
 	var exit *exec.ExitError
 	require.True(t, errors.As(err, &exit), "the child was not killed: %v", err)
 	status, ok := exit.Sys().(syscall.WaitStatus)
