@@ -27,6 +27,9 @@ const maxInline = 7000
 // sealed with the same master key.
 var fanoutAD = []byte("paybridge agent event")
 
+// credentialAD binds sealed credential events likewise.
+var credentialAD = []byte("paybridge credential event")
+
 // Fanout is the bridge.Publisher of a node on a shared database: every event goes to this node's
 // sockets (through local, the Hub) and, sealed with the master key, to every other node, which
 // hands it to its own sockets. Provider tokens in a handoff therefore cross the database only
@@ -43,9 +46,84 @@ type Fanout struct {
 
 	ready     chan struct{} // closed once the listener has subscribed the first time
 	readyOnce sync.Once
+
+	// credentials hears the credential events other nodes forward (this node's server, which
+	// closes the sockets they opened); nil: none forwarded in.
+	credMu      sync.Mutex
+	credentials bridge.CredentialWatcher
 }
 
-var _ bridge.Publisher = (*Fanout)(nil)
+var (
+	_ bridge.Publisher         = (*Fanout)(nil)
+	_ bridge.CredentialWatcher = (*Fanout)(nil)
+)
+
+// wireCredential is a credential event as it crosses the database, before sealing: a key that
+// ends (Key and At) or an agent's tokens revoked (Revocation).
+type wireCredential struct {
+	Key        *bridge.APIKey               `json:"key,omitempty"`
+	At         time.Time                    `json:"at,omitzero"`
+	Revocation *bridge.AgentTokenRevocation `json:"revocation,omitempty"`
+}
+
+// ForwardCredentials makes w hear the credential events of the other nodes (revoked or rolled
+// keys, revoked agent tokens), so the sockets they opened on this node end at once too.
+func (f *Fanout) ForwardCredentials(w bridge.CredentialWatcher) {
+	f.credMu.Lock()
+	defer f.credMu.Unlock()
+	f.credentials = w
+}
+
+// KeyEnds implements bridge.CredentialWatcher: register the Fanout with this node's KeyService
+// and every other node hears that key ends.
+func (f *Fanout) KeyEnds(key *bridge.APIKey, at time.Time) {
+	f.notifyCredential(wireCredential{Key: key, At: at})
+}
+
+// AgentTokensRevoked implements bridge.CredentialWatcher, as KeyEnds does.
+func (f *Fanout) AgentTokensRevoked(rec *bridge.AgentTokenRevocation) {
+	f.notifyCredential(wireCredential{Revocation: rec})
+}
+
+// notifyCredential sends a credential event, sealed, to the other nodes. A failure is logged: the
+// other nodes' sockets then end at their next use of the credential (every REST call and
+// connection checks it against the store).
+func (f *Fanout) notifyCredential(c wireCredential) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		f.store.log.Error("encode credential event for other nodes", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	payload := f.store.node + " c " + base64.StdEncoding.EncodeToString(f.keyring.Seal(data, credentialAD))
+	if _, err := f.store.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, fanoutChannel, payload); err != nil {
+		f.store.log.Error("credential event not sent to other nodes", "err", err)
+	}
+}
+
+// receiveCredential hands another node's credential event to this node's watcher.
+func (f *Fanout) receiveCredential(from string, sealed []byte) {
+	plain, err := f.keyring.Open(sealed, credentialAD)
+	var c wireCredential
+	if err == nil {
+		err = json.Unmarshal(plain, &c)
+	}
+	if err != nil {
+		f.store.log.Error("credential event from another node unreadable", "from", from, "err", err)
+		return
+	}
+	f.credMu.Lock()
+	w := f.credentials
+	f.credMu.Unlock()
+	switch {
+	case w == nil:
+	case c.Key != nil:
+		w.KeyEnds(c.Key, c.At)
+	case c.Revocation != nil:
+		w.AgentTokensRevoked(c.Revocation)
+	}
+}
 
 // wireFanout is an event as it crosses the database, before sealing.
 type wireFanout struct {
@@ -169,6 +247,11 @@ func (f *Fanout) receive(ctx context.Context, conn *pgx.Conn, payload string) {
 	var sealed []byte
 	var err error
 	switch kind {
+	case "c":
+		if sealed, err = base64.StdEncoding.DecodeString(body); err == nil {
+			f.receiveCredential(node, sealed)
+			return
+		}
 	case "i":
 		sealed, err = base64.StdEncoding.DecodeString(body)
 	case "r":

@@ -323,3 +323,72 @@ func TestLeaseTimeIsTheConfiguredOne(t *testing.T) {
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT extract(epoch FROM alive_until - now()) FROM nodes WHERE id = $1`, s.Node()).Scan(&left))
 	assert.InDelta(t, 90, left, 5)
 }
+
+// credentialRecorder is a bridge.CredentialWatcher that keeps what it hears.
+type credentialRecorder struct {
+	mu      sync.Mutex
+	keys    []string
+	revoked []bridge.AgentTokenRevocation
+}
+
+func (c *credentialRecorder) KeyEnds(key *bridge.APIKey, _ time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = append(c.keys, key.ID)
+}
+
+func (c *credentialRecorder) AgentTokensRevoked(rec *bridge.AgentTokenRevocation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.revoked = append(c.revoked, *rec)
+}
+
+func (c *credentialRecorder) heard() (keys []string, revoked []bridge.AgentTokenRevocation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.keys...), append([]bridge.AgentTokenRevocation(nil), c.revoked...)
+}
+
+// TestCredentialEventsAcrossNodes: a key that ends or an agent's tokens revoked on one node is
+// heard by every other node's watcher (which closes the sockets it opened there), sealed on the
+// way, and not by the node it came from, which heard it from its own key service.
+func TestCredentialEventsAcrossNodes(t *testing.T) {
+	a, b, url := twoNodes(t)
+	kr, err := bridge.NewKeyring([]byte(strings.Repeat("m", 32)))
+	require.NoError(t, err)
+	fa, err := pgstore.NewFanout(t.Context(), a, kr, &recorder{})
+	require.NoError(t, err)
+	defer fa.Close()
+	fb, err := pgstore.NewFanout(t.Context(), b, kr, &recorder{})
+	require.NoError(t, err)
+	defer fb.Close()
+	onA, onB := &credentialRecorder{}, &credentialRecorder{}
+	fa.ForwardCredentials(onA)
+	fb.ForwardCredentials(onB)
+
+	raw, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer raw.Close(context.Background())
+	_, err = raw.Exec(t.Context(), "LISTEN paybridge_agent_events")
+	require.NoError(t, err)
+
+	rec := &bridge.AgentTokenRevocation{Agent: bridge.AgentRef{MerchantID: "acme", Mode: bridge.ModeTest, AgentID: "agent-1"}, Epoch: 3}
+	fa.KeyEnds(&bridge.APIKey{ID: "key_revoked", MerchantID: "acme", Hash: "hash-of-the-key"}, time.Now())
+	fa.AgentTokensRevoked(rec)
+	require.Eventually(t, func() bool { k, r := onB.heard(); return len(k) == 1 && len(r) == 1 }, 10*time.Second, 5*time.Millisecond)
+	keys, revoked := onB.heard()
+	assert.Equal(t, []string{"key_revoked"}, keys)
+	assert.Equal(t, *rec, revoked[0])
+	keys, revoked = onA.heard()
+	assert.Empty(t, keys, "the node it came from heard it from its own key service")
+	assert.Empty(t, revoked)
+
+	for range 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		n, err := raw.WaitForNotification(ctx)
+		cancel()
+		require.NoError(t, err)
+		assert.NotContains(t, n.Payload, "key_revoked", "sealed on the way")
+		assert.NotContains(t, n.Payload, "agent-1")
+	}
+}

@@ -146,6 +146,12 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.fanout != nil {
+		// A key revoked or rolled, or an agent's tokens revoked, through any node ends the
+		// sockets it opened on every node at once: this node's events go out, theirs come in.
+		a.keys.Watch(a.fanout)
+		a.fanout.ForwardCredentials(a.server)
+	}
 	return a, nil
 }
 
