@@ -312,3 +312,25 @@ func TestMetrics(t *testing.T) {
 		assert.NotContains(t, body, secret)
 	}
 }
+
+// TestBodylessPostsNeedNoContentType (issue 13): cancel, restart and roll take no required field,
+// so an empty body needs no Content-Type; a body still does.
+func TestBodylessPostsNeedNoContentType(t *testing.T) {
+	h := newHarness(t)
+	s := h.createSession("agent-1", nil)
+	assertErrorEnvelope(t, h.do("POST", "/v1/sessions/"+s.ID+"/restart", h.secretKey, `{}`, "Content-Type", ""),
+		http.StatusUnsupportedMediaType, bridge.CodeUnsupportedMediaType)
+	r := h.do("POST", "/v1/sessions/"+s.ID+"/restart", h.secretKey, nil, "Content-Type", "")
+	require.Equal(t, http.StatusOK, r.Status, "restart: %s", r.Body)
+	assert.Equal(t, 2, r.Session(t).Attempt)
+	r = h.do("POST", "/v1/sessions/"+s.ID+"/cancel", h.secretKey, nil, "Content-Type", "")
+	require.Equal(t, http.StatusOK, r.Status, "cancel: %s", r.Body)
+	assert.Equal(t, bridge.StatusCancelled, r.Session(t).Status)
+
+	made := h.do("POST", "/api/merchants/api-keys", h.secretKey, map[string]any{"type": "publishable", "mode": "test"})
+	require.Equal(t, http.StatusCreated, made.Status, "%s", made.Body)
+	id, _ := made.JSON(t)["id"].(string)
+	require.NotEmpty(t, id)
+	r = h.do("POST", "/api/merchants/api-keys/"+id+"/roll", h.secretKey, nil, "Content-Type", "")
+	assert.Equal(t, http.StatusCreated, r.Status, "roll: %s", r.Body)
+}

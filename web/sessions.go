@@ -138,12 +138,17 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 // jsonBody enforces the JSON content type and the body limit and decodes strictly into v.
+// With emptyOK (cancel, restart, roll: every field optional) an empty body needs no Content-Type:
+// there is nothing to type.
 func (s *Server) jsonBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
-	if err := requireJSON(r); err != nil {
-		return err
-	}
 	body, err := readBody(w, r)
 	if err != nil {
+		return err
+	}
+	if emptyOK && len(body) == 0 {
+		return nil
+	}
+	if err := requireJSON(r); err != nil {
 		return err
 	}
 	return decodeStrict(body, v, emptyOK)
