@@ -91,8 +91,10 @@ var merchantStatuses = []string{StatusActive, StatusPendingApproval, StatusDenie
 // credentials is valid (its requests answer merchant_not_configured); Warnings lists it.
 func (c *Config) Validate() error {
 	var p problems
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		p.add("listen", "must be host:port, such as 127.0.0.1:8080")
+	} else if !validPort(port) {
+		p.add("listen", "port %q is out of range: use 0 to 65535 (0 picks a free one)", port)
 	}
 	p.url("publicBaseUrl", c.PublicBaseURL, true)
 	p.url("docsBaseUrl", c.DocsBaseURL, true)
