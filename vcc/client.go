@@ -223,7 +223,7 @@ func (c *Client) logAttempt(resp *resty.Response, err error) {
 		slog.String("method", r.Method),
 		slog.String("path", r.RawRequest.URL.Path),
 		slog.Int("attempt", r.Attempt),
-		slog.Duration("duration", resp.Time()),
+		slog.Float64("durationMs", float64(resp.Time().Microseconds())/1000),
 	}
 	level := slog.LevelDebug
 	if err != nil {

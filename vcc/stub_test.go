@@ -384,7 +384,7 @@ func TestStubLogsHoldNoSecrets(t *testing.T) {
 	requireCode(t, err, bridge.CodeMerchantNotConfigured)
 
 	out := logs.String()
-	for _, want := range []string{`"method":"POST"`, `"path":"` + vccstub.PaymentAPIPath + `/v1/session"`, `"status":503`, `"attempt":2`, `"duration"`, `"path":"/Auth/connect/token"`} {
+	for _, want := range []string{`"method":"POST"`, `"path":"` + vccstub.PaymentAPIPath + `/v1/session"`, `"status":503`, `"attempt":2`, `"durationMs"`, `"path":"/Auth/connect/token"`} {
 		assert.Contains(t, out, want)
 	}
 	assert.GreaterOrEqual(t, len(secrets), 4)

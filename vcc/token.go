@@ -170,7 +170,7 @@ func (c *Client) fetchToken(ctx context.Context, merchantID string, cfg *clientc
 			slog.String("method", http.MethodPost),
 			slog.String("path", path),
 			slog.Int("attempt", attempt),
-			slog.Duration("duration", time.Since(start)),
+			slog.Float64("durationMs", float64(time.Since(start).Microseconds())/1000),
 		}
 		if err == nil {
 			c.logger.LogAttrs(ctx, slog.LevelDebug, "vcc token request", append(attrs, slog.Int("status", http.StatusOK))...)

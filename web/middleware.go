@@ -122,7 +122,7 @@ func (s *Server) logAndRecover(next http.Handler) http.Handler {
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("method", capText(r.Method, capMethod)), slog.String("path", capText(r.URL.Path, capPath)),
 				slog.String("route", info.route), slog.String("client", info.clientIP),
-				slog.Int("status", rec.status), slog.Int("bytes", rec.bytes), slog.Duration("duration", took))
+				slog.Int("status", rec.status), slog.Int("bytes", rec.bytes), slog.Float64("durationMs", float64(took.Microseconds())/1000))
 		}()
 		next.ServeHTTP(rec, r)
 	})
