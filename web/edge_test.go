@@ -44,16 +44,7 @@ import (
 // limit, TLS when the options name a certificate), on a loopback port. It returns the base URL.
 func (h *harness) edgeServer(configure func(*web.Options)) string {
 	h.t.Helper()
-	keyring, err := bridge.NewKeyring(bytes.Repeat([]byte{7}, 32)) // the harness's master key
-	require.NoError(h.t, err)
-	opts := web.Options{
-		Sessions: h.sessions, Keys: h.keys, Hub: h.hub, Store: h.store,
-		Merchants: bridge.StaticMerchants{h.merchant}, Keyring: keyring, Clock: h.clock,
-		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	if configure != nil {
-		configure(&opts)
-	}
+	opts := h.serverOptions(configure)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(h.t, err)
 	base := "http://" + ln.Addr().String()

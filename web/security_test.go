@@ -300,9 +300,9 @@ func TestPerKeyLimitIsPerAgentForBrowserCallers(t *testing.T) {
 	assert.Equal(t, "29", backend.Header.Get("X-RateLimit-Remaining"), "the secret key has its own 30")
 }
 
-// extraServer starts another paybridge server over the harness's services and store, as a second
-// process on the same data would be, after configure has changed its options.
-func (h *harness) extraServer(configure func(*web.Options)) string {
+// serverOptions are the options of another paybridge server over the harness's services, store
+// and master key, logging to the harness's log, after configure has changed them.
+func (h *harness) serverOptions(configure func(*web.Options)) web.Options {
 	h.t.Helper()
 	keyring, err := bridge.NewKeyring(bytes.Repeat([]byte{7}, 32)) // the harness's master key
 	require.NoError(h.t, err)
@@ -314,6 +314,14 @@ func (h *harness) extraServer(configure func(*web.Options)) string {
 	if configure != nil {
 		configure(&opts)
 	}
+	return opts
+}
+
+// extraServer starts another paybridge server over the harness's services and store, as a second
+// process on the same data would be, after configure has changed its options.
+func (h *harness) extraServer(configure func(*web.Options)) string {
+	h.t.Helper()
+	opts := h.serverOptions(configure)
 	server, err := web.NewServer(opts)
 	require.NoError(h.t, err)
 	srv := httptest.NewServer(server)
