@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,13 +23,7 @@ func TestDemoAnnounceAndLifetime(t *testing.T) {
 	assert.Equal(t, map[string]any{"postMessage": map[string]any{
 		"data": map[string]any{"type": demoAnnouncementType, "sessionId": "{{sessionId}}"}, "targetOrigin": "*"}}, step)
 
-	token := postJSON(t, info.BaseURL+"/v1/agent_tokens", info.SecretKey, `{"agentId":"`+info.AgentID+`"}`)["token"].(string)
-	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(info.BaseURL, "http")+"/v1/ws?key="+url.QueryEscape(info.PublishableKey),
-		http.Header{"Origin": {info.BaseURL}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	defer conn.Close()
-	require.NoError(t, conn.WriteJSON(map[string]string{"type": "auth", "agentToken": token}))
+	conn, _ := demoAgentSocket(t, info)
 	var ev struct {
 		Type string
 		Data struct {
@@ -63,13 +54,7 @@ func TestDemoAnnounceAndLifetime(t *testing.T) {
 // never counts a frame as refused for want of one).
 func TestDemoSilentByDefault(t *testing.T) {
 	info := startDemo(t)
-	token := postJSON(t, info.BaseURL+"/v1/agent_tokens", info.SecretKey, `{"agentId":"`+info.AgentID+`"}`)["token"].(string)
-	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(info.BaseURL, "http")+"/v1/ws?key="+url.QueryEscape(info.PublishableKey),
-		http.Header{"Origin": {info.BaseURL}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	defer conn.Close()
-	require.NoError(t, conn.WriteJSON(map[string]string{"type": "auth", "agentToken": token}))
+	conn, _ := demoAgentSocket(t, info)
 	var ev struct {
 		Type string
 		Data map[string]json.RawMessage

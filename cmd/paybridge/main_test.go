@@ -69,13 +69,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	// An agent socket from the demo's own origin, then the banner's create request.
-	token := postJSON(t, info.BaseURL+"/v1/agent_tokens", info.SecretKey, `{"agentId":"`+info.AgentID+`"}`)["token"].(string)
-	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(info.BaseURL, "http")+"/v1/ws?key="+url.QueryEscape(info.PublishableKey),
-		http.Header{"Origin": {info.BaseURL}})
-	require.NoError(t, err)
-	resp.Body.Close()
-	defer conn.Close()
-	require.NoError(t, conn.WriteJSON(map[string]string{"type": "auth", "agentToken": token}))
+	conn, token := demoAgentSocket(t, info)
 	var ev struct{ Type string }
 	require.NoError(t, conn.ReadJSON(&ev))
 	require.Equal(t, "ready", ev.Type)
@@ -320,4 +314,18 @@ func agentSnapshot(t *testing.T, base, pk, token, origin string) map[string]json
 		out[s.Session.ID] = s.Handoff
 	}
 	return out
+}
+
+// demoAgentSocket opens the demo agent's socket from the demo's own origin and authenticates it
+// with a fresh agent token; it closes when the test ends.
+func demoAgentSocket(t *testing.T, info demoInfo) (conn *websocket.Conn, token string) {
+	t.Helper()
+	token = postJSON(t, info.BaseURL+"/v1/agent_tokens", info.SecretKey, `{"agentId":"`+info.AgentID+`"}`)["token"].(string)
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(info.BaseURL, "http")+"/v1/ws?key="+url.QueryEscape(info.PublishableKey),
+		http.Header{"Origin": {info.BaseURL}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	t.Cleanup(func() { conn.Close() })
+	require.NoError(t, conn.WriteJSON(map[string]string{"type": "auth", "agentToken": token}))
+	return conn, token
 }
