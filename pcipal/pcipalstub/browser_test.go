@@ -92,10 +92,12 @@ func TestBrowserLoginAndPostMessage(t *testing.T) {
 			require.NoError(t, stub.SetPostMessage(tt.step(host.URL)))
 
 			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(host.URL)))
-			// Two loads in the frame: the interstitial, then the capture page. Then wait for two
-			// of the capture page's periodic login refreshes: by then its load handler, which
-			// would post the message, has long run.
-			_, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.loads >= 2`, chromedp.WithPollingTimeout(20*time.Second)))
+			// Two navigations in the frame: the interstitial, then the capture page (counted by
+			// the stub: the interstitial's own load event may never fire when it navigates on
+			// before its load completes, so the page's count of loads is no measure of them).
+			// Then wait for two of the capture page's periodic login refreshes: by then its load
+			// handler, which would post the message, has long run.
+			_, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.loads >= 1`, chromedp.WithPollingTimeout(20*time.Second)))
 			require.NoError(t, err)
 			require.Eventually(t, func() bool { return stub.Stats().LoginRefreshes >= 3 }, 20*time.Second, 10*time.Millisecond,
 				"the interstitial's refresh and two periodic ones: %+v", stub.Stats())
@@ -108,7 +110,9 @@ func TestBrowserLoginAndPostMessage(t *testing.T) {
 			assert.Zero(t, st.SignedOut, "the login cookie reached the capture page in the cross-origin frame")
 			loads, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.loads`))
 			require.NoError(t, err)
-			assert.Equal(t, 2, loads, "two navigations in the frame per attempt")
+			assert.Contains(t, []int{1, 2}, loads, "the capture page loaded in the frame (the interstitial's load may not fire)")
+			assert.Equal(t, 1, st.Logins, "two navigations per attempt: the interstitial (one login) ...")
+			assert.Equal(t, 1, st.CapturePages, "... then the capture page")
 			assert.True(t, strings.HasSuffix(childFrameURL(t, ctx), "/session/paybridge-sandbox/view/"+id+"/capture"))
 
 			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]received](`window.received`))
