@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/paybridge/paybridge/bridge/bridgetest"
 )
@@ -76,7 +79,9 @@ type createsServer struct {
 // whole stack of a real paybridge process: HTTP, key check, validation, the pending commit, the
 // VCC stub's token and create calls (another process), sealing, the active commit, the answer.
 // Each level's b.N creates are shared by that many concurrent clients, each with its own
-// keep-alive connection. With -creates-bins, several binaries (say the previous commit's and this
+// keep-alive connection and its own agent, whose socket is open: besides the create's own
+// latency (until its 201), each create's handoff latency is measured, from sending the create
+// until its session.handoff comes off that agent's socket. With -creates-bins, several binaries (say the previous commit's and this
 // one's) are measured one after the other at each level, in the same run. Rate limits are raised
 // by config so that they do not count, and polling is slowed so that the sessions piling up do
 // not load the machine. Run:
@@ -176,20 +181,27 @@ func creates(b *testing.B, srv *createsServer, clients int) {
 	transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: time.Minute}
-	url := srv.base + "/v1/sessions"
-	body := `{"agentId":"agent-1","amount":1240,"currency":"GBP","reference":"INV-1001"}`
+	createURL := srv.base + "/v1/sessions"
+	// One agent per client, its socket open before the clock starts; arrivals are timed as the
+	// handoffs come off it (one may arrive before its create's answer does).
+	arrivals := make([]chan time.Time, clients)
+	for i := range clients {
+		arrivals[i] = handoffArrivals(b, srv, fmt.Sprintf("agent-%d", i))
+	}
 
 	var next atomic.Int64
 	var failed atomic.Value
 	latencies := make([][]time.Duration, clients)
+	handoffs := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	cpu0 := srv.cpu(b)
 	start := time.Now()
 	for i := range clients {
+		body := fmt.Sprintf(`{"agentId":"agent-%d","amount":1240,"currency":"GBP","reference":"INV-1001"}`, i)
 		wg.Go(func() {
 			for n := next.Add(1); n <= int64(b.N); n = next.Add(1) {
-				req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+				req, _ := http.NewRequest("POST", createURL, strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+srv.world.secretKey)
 				req.Header.Set("Content-Type", "application/json")
 				t0 := time.Now()
@@ -207,6 +219,12 @@ func creates(b *testing.B, srv *createsServer, clients int) {
 					return
 				}
 				latencies[i] = append(latencies[i], time.Since(t0))
+				at, ok := <-arrivals[i]
+				if !ok {
+					failed.CompareAndSwap(nil, errors.New("an agent socket closed"))
+					return
+				}
+				handoffs[i] = append(handoffs[i], at.Sub(t0))
 			}
 		})
 	}
@@ -231,6 +249,49 @@ func creates(b *testing.B, srv *createsServer, clients int) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "creates/s")
 	b.ReportMetric(ms(percentile(all, 0.50)), "p50-ms")
 	b.ReportMetric(ms(percentile(all, 0.99)), "p99-ms")
+	all = slices.Concat(handoffs...)
+	slices.Sort(all)
+	b.ReportMetric(ms(percentile(all, 0.50)), "handoff-p50-ms")
+	b.ReportMetric(ms(percentile(all, 0.99)), "handoff-p99-ms")
+}
+
+// handoffArrivals opens a socket for agent on srv and returns the times at which handoffs come
+// off it, in order; the channel closes with the socket, which closes when the benchmark ends.
+// (Self-contained, so that scripts/bench-creates can build this file into an older tree.)
+func handoffArrivals(b *testing.B, srv *createsServer, agent string) chan time.Time {
+	b.Helper()
+	token, _ := postJSON(b, srv.base+"/v1/agent_tokens", srv.world.secretKey, `{"agentId":"`+agent+`"}`)["token"].(string)
+	if token == "" {
+		b.Fatalf("no agent token for %s", agent)
+	}
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.base, "http")+"/v1/ws?key="+url.QueryEscape(srv.world.publishable),
+		http.Header{"Origin": {srv.world.origin}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	b.Cleanup(func() { conn.Close() })
+	var ready struct{ Type string }
+	if err := conn.WriteJSON(map[string]string{"type": "auth", "agentToken": token}); err != nil {
+		b.Fatal(err)
+	}
+	if err := conn.ReadJSON(&ready); err != nil || ready.Type != "ready" {
+		b.Fatalf("%s's socket: %v %q", agent, err, ready.Type)
+	}
+	arrived := make(chan time.Time, 1024)
+	go func() {
+		defer close(arrived)
+		for {
+			var ev struct{ Type string }
+			if err := conn.ReadJSON(&ev); err != nil {
+				return
+			}
+			if ev.Type == "session.handoff" {
+				arrived <- time.Now()
+			}
+		}
+	}()
+	return arrived
 }
 
 // cpuTimes are CPU times of the processes of one measurement, and the machine's busy and total
