@@ -48,6 +48,8 @@ type demoDesk struct {
 	// deskKey signs the desk cookies the agent pages set: the agent-token endpoint mints only
 	// for an agent whose page this process served to the caller.
 	deskKey []byte
+	// webhooks is the demo merchant's webhook receiver, under /demo/webhooks.
+	webhooks *demoWebhooks
 
 	// Set by configure before the server takes its first request, read-only after.
 	info         demoInfo
@@ -56,10 +58,11 @@ type demoDesk struct {
 	pollInterval time.Duration
 }
 
-// newDemoDesk returns the desktop's handler; configure must be called before it serves.
-func newDemoDesk(logger *slog.Logger) *demoDesk {
+// newDemoDesk returns the desktop's handler, with webhooks as the merchant's webhook receiver;
+// configure must be called before it serves.
+func newDemoDesk(logger *slog.Logger, webhooks *demoWebhooks) *demoDesk {
 	d := &demoDesk{logger: logger, client: &http.Client{Timeout: 30 * time.Second}, mux: http.NewServeMux(),
-		deskKey: make([]byte, 32)}
+		deskKey: make([]byte, 32), webhooks: webhooks}
 	_, _ = rand.Read(d.deskKey)
 	assets, _ := fs.Sub(demoDeskFiles, "demodesk")
 	d.mux.Handle("GET /demo/{$}", http.RedirectHandler("/demo/agent", http.StatusFound))
@@ -67,6 +70,8 @@ func newDemoDesk(logger *slog.Logger) *demoDesk {
 	d.mux.Handle("GET /demo/assets/", http.StripPrefix("/demo/assets/", d.noDirs(http.FileServerFS(assets), assets)))
 	d.mux.HandleFunc("POST /demo/api/agent-token", d.agentToken)
 	d.mux.HandleFunc("POST /demo/api/sessions/{id}/{action}", d.drive)
+	d.mux.HandleFunc("POST "+demoWebhookPath, d.receiveWebhook)
+	d.mux.HandleFunc("GET "+demoWebhookPath, d.listWebhooks)
 	d.mux.HandleFunc("/demo/", func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "No demo endpoint %s %s.", r.Method, r.URL.Path).
 			WithFix("Open /demo/agent for the agent desktop."))
