@@ -120,7 +120,7 @@ func (h *demoWebhooks) deliveries() []demoDelivery {
 // capShown cuts a value shown on the list: the header and body are the sender's to choose.
 func capShown(s string) string {
 	if len(s) > 100 {
-		return s[:100] + "…"
+		return strings.ToValidUTF8(s[:100], "") + "…"
 	}
 	return s
 }
