@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/paybridge/paybridge/bridge"
@@ -46,6 +47,11 @@ type demoInfo struct {
 	AgentID        string `json:"agentId"`
 	VCCStubURL     string `json:"vccStubUrl"`
 	PCIPalStubURL  string `json:"pcipalStubUrl"`
+	WebhooksURL    string `json:"webhooksUrl"` // the demo merchant's webhook receiver, which lists what it got
+	// DataDir is --data, where state outlives the run; empty for a temporary directory.
+	DataDir string `json:"dataDir,omitempty"`
+	// KeysReused says the keys come from an earlier run with the same --data.
+	KeysReused bool `json:"keysReused"`
 }
 
 // runDemo is `paybridge demo`: both stubs and the bridge on loopback with a sandbox merchant and
@@ -80,7 +86,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	logger := newLogger(stderr, "text", level)
 
-	if *dataDir == "" {
+	kept := *dataDir != ""
+	if !kept {
 		tmp, err := os.MkdirTemp("", "paybridge-demo-")
 		if err != nil {
 			return err
@@ -132,8 +139,30 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *vccWebhook {
 		cfg.Merchants[0].VCCWebhook = hook
 	}
-	desk := newDemoDesk(logger)
+	// The keys and the webhook secret of an earlier run with this --data, sealed with the master
+	// key kept there: a run adds no key while the earlier ones still work.
+	master, err := masterKey(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	keyring, err := bridge.NewKeyring(master)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	state, err := loadDemoState(cfg.DataDir, keyring)
+	if err != nil {
+		logger.Warn("demo: starting with new keys", "err", err)
+	}
+	if state.WebhookSecret == "" {
+		state.WebhookSecret = "whsec_" + bridge.RandomBase62(32)
+	}
+	// The merchant's webhooks go to the demo's own receiver, which verifies them as a merchant's
+	// backend would.
+	cfg.Merchants[0].Webhook = config.Webhook{URL: strings.TrimSuffix(cfg.PublicBaseURL, "/") + demoWebhookPath, Secret: state.WebhookSecret}
 	clock, _ := ctx.Value(demoClockKey{}).(bridge.Clock)
+	desk := newDemoDesk(logger, newDemoWebhooks(state.WebhookSecret, clock))
 	a, err := newApp(cfg, appOptions{logger: logger, clock: clock, listener: ln, demo: func(*app) http.Handler { return desk }})
 	if err != nil {
 		ln.Close()
@@ -144,16 +173,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			ClientID: hook.ClientID, ClientSecret: hook.ClientSecret})
 	}
 	merchant := cfg.Merchants[0].ID
-	secret, _, err := a.keys.CreateKey(ctx, merchant, bridge.KeySecret, bridge.ModeTest)
+	reused, err := ensureDemoKeys(ctx, a.keys, merchant, &state)
 	if err != nil {
 		return err
 	}
-	publishable, _, err := a.keys.CreateKey(ctx, merchant, bridge.KeyPublishable, bridge.ModeTest)
-	if err != nil {
-		return err
+	if err := saveDemoState(cfg.DataDir, keyring, state); err != nil {
+		return fmt.Errorf("demo: keep the keys in %s: %w", cfg.DataDir, err)
 	}
-	info := demoInfo{BaseURL: a.baseURL(), SecretKey: secret, PublishableKey: publishable, MerchantID: merchant,
-		AgentID: demoAgentID, VCCStubURL: stubs.baseURL(), PCIPalStubURL: stubs.pcipal.BaseURL()}
+	info := demoInfo{BaseURL: a.baseURL(), SecretKey: state.SecretKey, PublishableKey: state.PublishableKey, MerchantID: merchant,
+		AgentID: demoAgentID, VCCStubURL: stubs.baseURL(), PCIPalStubURL: stubs.pcipal.BaseURL(),
+		WebhooksURL: a.baseURL() + demoWebhookPath, KeysReused: reused}
+	if kept {
+		info.DataDir = cfg.DataDir
+	}
 	desk.configure(info, cfg.Merchants[0].AllowedOrigins, a.server, cfg.Provider.PollInterval)
 	if *infoFile != "" {
 		if err := writeJSONFile(*infoFile, info); err != nil {
@@ -164,15 +196,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return a.run(ctx)
 }
 
+// printDemoBanner tells a newcomer what runs where, with the keys and commands to try. The control
+// API's curl lines print a newline after the answer (-w): the stub VCC answers as VCC does,
+// without one, and the shell's prompt would start on the answer's line.
 func printDemoBanner(w io.Writer, in demoInfo, announce bool) {
 	fmt.Fprintf(w, `
 paybridge demo is running (test mode, stub VCC and PCI Pal; nothing leaves this machine)
 
-  paybridge:        %[1]s
-  error reference:  %[1]s/docs/error-codes
-  merchant / agent: %[4]s / %[5]s
-  secret key:       %[2]s
-  publishable key:  %[3]s
+  paybridge:         %[1]s
+  error reference:   %[1]s/docs/error-codes
+  merchant / agent:  %[4]s / %[5]s
+  secret key:        %[2]s
+  publishable key:   %[3]s
+  webhooks received: %[8]s
 
 Open the agent desktop and take a test payment (it guides you):
 
@@ -187,13 +223,36 @@ Or create a payment session for the agent from your own backend; the desktop sho
 
 and play the customer with the stub VCC's control API:
 
-  curl -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"decision":"ACCEPT"}'
-  curl -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"paymentResultData":{"ApprovalStatus":"1","RespCode":"00","TxRefNum":"..."}}'
+  curl -s -w '\n' -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"decision":"ACCEPT"}'
+  curl -s -w '\n' -X POST %[6]s/_control/sessions/<vcc.sessionGuid>/complete -d '{"paymentResultData":{"ApprovalStatus":"1","RespCode":"00","TxRefNum":"..."}}'
+
+Each session's final event reaches the demo merchant's webhook endpoint, signed; the demo
+verifies it with the webhook package and lists it at %[8]s
+(curl -s -H 'Accept: application/json' %[8]s for JSON).
+
+%[9]s
 
 %[7]s
 
 Press Ctrl-C to stop.
-`, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, in.VCCStubURL, announcementNote(in, announce))
+`, in.BaseURL, in.SecretKey, in.PublishableKey, in.MerchantID, in.AgentID, in.VCCStubURL, announcementNote(in, announce),
+		in.WebhooksURL, persistenceNote(in))
+}
+
+// persistenceNote says what a later run finds again, and what it does not.
+func persistenceNote(in demoInfo) string {
+	if in.DataDir == "" {
+		return `Nothing is kept: the demo's state is in a temporary directory, removed when it stops. Run it
+with --data DIR to keep its keys, sessions and webhook events for the next run.`
+	}
+	keys := "New keys, kept"
+	if in.KeysReused {
+		keys = "Keys reused from an earlier run, kept"
+	}
+	return keys + ` in ` + in.DataDir + ` (sealed with its master.key), with paybridge's
+sessions and webhook events: the next run with --data ` + in.DataDir + ` finds them again.
+Not kept: the stub VCC's and PCI Pal's sessions (the stubs start empty on every run, so a payment
+left open gets a new payment page) and the webhooks list.`
 }
 
 // announcementNote tells what the stub PCI Pal posts to the desktop, and how to change it.

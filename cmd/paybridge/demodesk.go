@@ -18,7 +18,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +50,8 @@ type demoDesk struct {
 	// deskKey signs the desk cookies the agent pages set: the agent-token endpoint mints only
 	// for an agent whose page this process served to the caller.
 	deskKey []byte
+	// webhooks is the demo merchant's webhook receiver, under /demo/webhooks.
+	webhooks *demoWebhooks
 
 	// Set by configure before the server takes its first request, read-only after.
 	info         demoInfo
@@ -56,10 +60,11 @@ type demoDesk struct {
 	pollInterval time.Duration
 }
 
-// newDemoDesk returns the desktop's handler; configure must be called before it serves.
-func newDemoDesk(logger *slog.Logger) *demoDesk {
+// newDemoDesk returns the desktop's handler, with webhooks as the merchant's webhook receiver;
+// configure must be called before it serves.
+func newDemoDesk(logger *slog.Logger, webhooks *demoWebhooks) *demoDesk {
 	d := &demoDesk{logger: logger, client: &http.Client{Timeout: 30 * time.Second}, mux: http.NewServeMux(),
-		deskKey: make([]byte, 32)}
+		deskKey: make([]byte, 32), webhooks: webhooks}
 	_, _ = rand.Read(d.deskKey)
 	assets, _ := fs.Sub(demoDeskFiles, "demodesk")
 	d.mux.Handle("GET /demo/{$}", http.RedirectHandler("/demo/agent", http.StatusFound))
@@ -67,6 +72,8 @@ func newDemoDesk(logger *slog.Logger) *demoDesk {
 	d.mux.Handle("GET /demo/assets/", http.StripPrefix("/demo/assets/", d.noDirs(http.FileServerFS(assets), assets)))
 	d.mux.HandleFunc("POST /demo/api/agent-token", d.agentToken)
 	d.mux.HandleFunc("POST /demo/api/sessions/{id}/{action}", d.drive)
+	d.mux.HandleFunc("POST "+demoWebhookPath, d.receiveWebhook)
+	d.mux.HandleFunc("GET "+demoWebhookPath, d.listWebhooks)
 	d.mux.HandleFunc("/demo/", func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "No demo endpoint %s %s.", r.Method, r.URL.Path).
 			WithFix("Open /demo/agent for the agent desktop."))
@@ -101,7 +108,17 @@ type agentPageData struct {
 	BaseURL, PublishableKey, MerchantID string
 	AgentID, DemoAgentID                string
 	PollSeconds                         string
+	// Reference is the take-payment form's first reference: one no recent session has.
+	Reference string
+	// RecoveryMinMS is how long, at least, the desk shows that a new payment page is being
+	// started, so the agent sees the recovery happen.
+	RecoveryMinMS int64
+	WebhooksURL   string
 }
+
+// demoRecoveryMinDisplay is how long the desk keeps "starting a new payment page" on screen at
+// least: a recovery on loopback takes a few milliseconds, too fast to be seen.
+const demoRecoveryMinDisplay = 2500 * time.Millisecond
 
 // demoAgents are the agents the demo has desktops for: the demo's own and two more, to show that
 // agents see only their own payments.
@@ -120,7 +137,8 @@ func (d *demoDesk) agentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := agentPageData{BaseURL: d.info.BaseURL, PublishableKey: d.info.PublishableKey, MerchantID: d.info.MerchantID,
-		AgentID: agent, DemoAgentID: d.info.AgentID, PollSeconds: fmt.Sprint(d.pollInterval.Seconds())}
+		AgentID: agent, DemoAgentID: d.info.AgentID, PollSeconds: fmt.Sprint(d.pollInterval.Seconds()),
+		Reference: d.nextReference(r.Context()), RecoveryMinMS: demoRecoveryMinDisplay.Milliseconds(), WebhooksURL: d.info.WebhooksURL}
 	var page bytes.Buffer
 	if err := demoDeskPage.Execute(&page, data); err != nil {
 		d.logger.ErrorContext(r.Context(), "render the demo agent page", "err", err)
@@ -134,6 +152,33 @@ func (d *demoDesk) agentPage(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: deskCookie(agent), Value: d.deskTicket(agent), Path: "/demo/api/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: strings.HasPrefix(d.info.BaseURL, "https:")})
 	_, _ = w.Write(page.Bytes())
+}
+
+// demoReference matches the demo's own payment references, INV-<number>.
+var demoReference = regexp.MustCompile(`^INV-(\d{1,9})$`)
+
+// firstDemoReference is the reference of the demo's first payment.
+const firstDemoReference = 1001
+
+// nextReference returns INV-<n> past every demo reference among the merchant's 100 newest
+// sessions, so each new payment gets its own even after a reload or a restart with --data; the
+// page counts on from there.
+func (d *demoDesk) nextReference(ctx context.Context) string {
+	next := firstDemoReference
+	status, body, err := d.do(ctx, http.MethodGet, d.info.BaseURL+"/v1/sessions?limit=100", d.info.SecretKey, nil)
+	var list struct{ Data []bridge.SessionView }
+	if err != nil || status != http.StatusOK || json.Unmarshal(body, &list) != nil {
+		d.logger.WarnContext(ctx, "demo: could not list sessions for the next reference", "status", status, "err", err)
+		return fmt.Sprintf("INV-%d", next)
+	}
+	for _, s := range list.Data {
+		if m := demoReference.FindStringSubmatch(s.Reference); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n >= next {
+				next = n + 1
+			}
+		}
+	}
+	return fmt.Sprintf("INV-%d", next)
 }
 
 // deskCookie names an agent's desk cookie; one per agent, so two tabs of two agents in one
@@ -225,13 +270,15 @@ type driveResponse struct {
 	SessionGUID string `json:"vccSessionGuid"`
 }
 
-// drive is POST /demo/api/sessions/{id}/{pay|decline|expire}: it plays the customer for the
-// current attempt of one of the demo merchant's sessions through the stub VCC's control API.
+// drive is POST /demo/api/sessions/{id}/{pay|decline|expire|cancel}. pay, decline and expire
+// play the customer for the current attempt of one of the demo merchant's sessions through the
+// stub VCC's control API; cancel is what the agent's own backend does for its agent: it cancels
+// the session with paybridge's API, for the desktop of the session's agent only.
 func (d *demoDesk) drive(w http.ResponseWriter, r *http.Request) {
 	id, action := r.PathValue("id"), r.PathValue("action")
-	if _, ok := demoDecisions[action]; !ok && action != "expire" {
+	if _, ok := demoDecisions[action]; !ok && action != "expire" && action != "cancel" {
 		d.fail(w, r, bridge.Errorf(bridge.CodeValidationError, "Unknown demo action %q.", action).
-			WithFix("Use pay, decline or expire."))
+			WithFix("Use pay, decline, expire or cancel."))
 		return
 	}
 	if !d.browserCall(w, r, &struct{}{}) {
@@ -240,6 +287,10 @@ func (d *demoDesk) drive(w http.ResponseWriter, r *http.Request) {
 	// The secret key only sees the demo merchant's sessions: any other id is session_not_found.
 	var sess bridge.SessionView
 	if !d.callAPI(w, r, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, &sess) {
+		return
+	}
+	if action == "cancel" {
+		d.cancel(w, r, &sess)
 		return
 	}
 	if sess.Status != bridge.StatusActive || sess.VCC == nil {
@@ -270,6 +321,26 @@ func (d *demoDesk) drive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	web.WriteJSON(w, http.StatusOK, driveResponse{SessionID: sess.ID, Action: action, Attempt: sess.Attempt, SessionGUID: sess.VCC.SessionGUID})
+}
+
+// cancel cancels sess for its agent's desktop: a page of another agent, or a caller without the
+// agent's desk cookie, cannot cancel it. paybridge's own answer (session_wrong_state while the
+// customer is keying, for one) is relayed as it came.
+func (d *demoDesk) cancel(w http.ResponseWriter, r *http.Request, sess *bridge.SessionView) {
+	if !d.hasDeskTicket(r, sess.AgentID) {
+		d.fail(w, r, bridge.Errorf(bridge.CodeOriginForbidden, "The demo cancels a payment only from its agent's desktop page.").
+			WithFix("Open "+d.info.BaseURL+"/demo/agent?agent="+url.QueryEscape(sess.AgentID)+" and cancel it there."))
+		return
+	}
+	var done bridge.SessionView
+	if !d.callAPI(w, r, http.MethodPost, "/v1/sessions/"+url.PathEscape(sess.ID)+"/cancel", nil, &done) {
+		return
+	}
+	resp := driveResponse{SessionID: done.ID, Action: "cancel", Attempt: done.Attempt}
+	if done.VCC != nil {
+		resp.SessionGUID = done.VCC.SessionGUID
+	}
+	web.WriteJSON(w, http.StatusOK, resp)
 }
 
 // browserCall admits a call from the desktop page only: its own Origin (a page elsewhere cannot

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -220,4 +221,60 @@ func TestDemoDeskAgentTokenNeedsTheDesk(t *testing.T) {
 	status, _, body := demoCall(t, http.MethodGet, info.BaseURL+"/demo/agent?agent=agent-99", "", "", "")
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Equal(t, "validation_error", errorCode(t, body))
+}
+
+// TestDemoDeskReference: the take-payment form starts at INV-1001, and past every INV-<n> among
+// the merchant's recent sessions (other references ignored), so a reload or a restart with
+// --data does not hand out a reference again.
+func TestDemoDeskReference(t *testing.T) {
+	info := startDemo(t)
+	reference := func() string {
+		t.Helper()
+		status, _, body := demoCall(t, http.MethodGet, info.BaseURL+"/demo/agent", "", "", "")
+		require.Equal(t, http.StatusOK, status)
+		m := regexp.MustCompile(`id="reference" [^>]*value="([^"]*)"`).FindStringSubmatch(body)
+		require.NotNil(t, m, "the reference field")
+		return m[1]
+	}
+	assert.Equal(t, "INV-1001", reference())
+	for _, ref := range []string{"INV-1041", "ACME-7", "INV-999", "INV-10x"} {
+		postJSON(t, info.BaseURL+"/v1/sessions", info.SecretKey, `{"agentId":"agent-2","amount":100,"currency":"GBP","reference":"`+ref+`"}`)
+	}
+	assert.Equal(t, "INV-1042", reference())
+}
+
+// TestDemoDeskCancel: the desk's backend cancels a session with paybridge's API for the page of
+// the session's agent only.
+func TestDemoDeskCancel(t *testing.T) {
+	info := startDemo(t)
+	own, other := deskCookies(t, info, "demo-agent"), deskCookies(t, info, "agent-2")
+	created := postJSON(t, info.BaseURL+"/v1/sessions", info.SecretKey, `{"agentId":"demo-agent","amount":500,"currency":"EUR"}`)
+	id := created["id"].(string)
+	cancelURL := info.BaseURL + "/demo/api/sessions/" + id + "/cancel"
+	tests := []struct {
+		name    string
+		cookies []*http.Cookie
+		status  int
+		code    string
+	}{
+		{"no desk cookie", nil, http.StatusForbidden, "origin_forbidden"},
+		{"another agent's desk", other, http.StatusForbidden, "origin_forbidden"},
+		{"the agent's desk", own, http.StatusOK, ""},
+		{"again", own, http.StatusConflict, "session_wrong_state"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := deskCall(t, cancelURL, info.BaseURL, tt.cookies, `{}`)
+			require.Equal(t, tt.status, status, body)
+			if tt.code != "" {
+				assert.Equal(t, tt.code, errorCode(t, body))
+				return
+			}
+			var got driveResponse
+			require.NoError(t, json.Unmarshal([]byte(body), &got))
+			assert.Equal(t, driveResponse{SessionID: id, Action: "cancel", Attempt: 1,
+				SessionGUID: created["vcc"].(map[string]any)["sessionGuid"].(string)}, got)
+			assert.Equal(t, "cancelled", getJSON(t, info.BaseURL+"/v1/sessions/"+id, info.SecretKey)["status"])
+		})
+	}
 }

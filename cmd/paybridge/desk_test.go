@@ -171,8 +171,19 @@ func (d *desk) customerPays(info demoInfo, id string) {
 // its traffic recorded, and waits until the widget is connected.
 func openDesk(t *testing.T, tab context.Context, traffic *traffic, name, u string) *desk {
 	t.Helper()
+	return openDeskWith(t, tab, traffic, name, u, "")
+}
+
+// openDeskWith is openDesk with a script that runs in every document of the tab before the
+// page's own (none if empty).
+func openDeskWith(t *testing.T, tab context.Context, traffic *traffic, name, u, initScript string) *desk {
+	t.Helper()
 	require.NoError(t, chromedp.Do(tab), "open the tab")
 	require.NoError(t, traffic.record(tab))
+	if initScript != "" {
+		_, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: initScript})
+		require.NoError(t, err)
+	}
 	require.NoError(t, chromedp.Do(tab, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(u)))
 	d := &desk{t: t, ctx: tab, name: name}
 	d.waitFor("the widget to connect", `document.querySelector(".pb-widget").dataset.state === "connected"`)
@@ -253,6 +264,7 @@ type frameView struct {
 	Attempt       int    `json:"attempt"`
 	PCIPalSession string `json:"pcipalSession"`
 	PCIPalState   string `json:"pcipalState"`
+	VCCSession    string `json:"vccSession"` // the VCC sessionGuid the capture page shows
 }
 
 // frame reads the widget's iframe and, through an isolated world in it, the document it shows.
@@ -280,15 +292,15 @@ func (d *desk) frame() (frameView, error) {
 		return v, err
 	}
 	res, err := chromedp.Call(d.ctx, runtime.Evaluate, runtime.EvaluateParams{
-		Expression: `[document.documentElement.getAttribute("data-pcipal-session") || "", document.documentElement.getAttribute("data-pcipal-state") || ""]`,
+		Expression: `["data-pcipal-session", "data-pcipal-state", "data-vcc-session"].map((a) => document.documentElement.getAttribute(a) || "")`,
 		ContextID:  world.ExecutionContextID, ReturnByValue: new(true),
 	})
 	if err != nil || res.Result == nil {
 		return v, err
 	}
 	var attrs []string
-	if err := json.Unmarshal(res.Result.Value, &attrs); err == nil && len(attrs) == 2 {
-		v.PCIPalSession, v.PCIPalState = attrs[0], attrs[1]
+	if err := json.Unmarshal(res.Result.Value, &attrs); err == nil && len(attrs) == 3 {
+		v.PCIPalSession, v.PCIPalState, v.VCCSession = attrs[0], attrs[1], attrs[2]
 	}
 	return v, nil
 }
@@ -666,4 +678,127 @@ func assertNoToken(t *testing.T, tok, kind, where string, texts ...string) {
 			return
 		}
 	}
+}
+
+// deskClockScript installs the desk's clock (window.PayBridgeDeskClock) as one the test moves:
+// advance(ms) runs what falls due. The widget keeps the browser's own time.
+const deskClockScript = `window.PayBridgeDeskClock = (() => {
+  let now = 0, timers = [];
+  return {
+    now: () => now,
+    after: (ms, fn) => { timers.push({at: now + ms, fn}); },
+    advance: (ms) => {
+      now += ms;
+      const due = timers.filter((x) => x.at <= now);
+      timers = timers.filter((x) => x.at > now);
+      for (const x of due) x.fn();
+    },
+  };
+})();`
+
+// driveStatus returns the desk's status line: its state and text.
+func (d *desk) driveStatus() (state, text string) {
+	d.t.Helper()
+	st := eval[[]string](d, `[document.getElementById("drive-status").dataset.state || "", document.getElementById("drive-status").textContent]`)
+	return st[0], st[1]
+}
+
+// TestBrowserRecoveryStaysVisible expires the payment on screen: paybridge recovers within
+// milliseconds, and the desk keeps "starting a new payment page" on screen for
+// demoRecoveryMinDisplay of the page's clock, which the test moves, before it says recovered.
+func TestBrowserRecoveryStaysVisible(t *testing.T) {
+	browser := bridgetest.Browser(t)
+	info := startDemo(t)
+	ctx, cancel := context.WithTimeout(browser, browserTimeout)
+	defer cancel()
+	traffic := newTraffic()
+	d := openDeskWith(t, ctx, traffic, "desk", info.BaseURL+"/demo/agent", deskClockScript)
+	require.Equal(t, fmt.Sprint(demoRecoveryMinDisplay.Milliseconds()), eval[string](d, `document.getElementById("desk").dataset.recoveryMinMs`))
+
+	d.takePayment()
+	id := d.shownSession()
+	d.waitCapturePage(info, id, 1)
+	d.click(`[data-demo-action="expire"]`)
+	// The new attempt is on screen, and the recovery is still what the desk says.
+	d.waitCapturePage(info, id, 2)
+	d.waitFor("the desk to see attempt 2", `document.querySelector(".open-item[data-shown='true']") &&
+		document.querySelector(".open-item[data-shown='true']").textContent.includes("attempt 2")`)
+	state, text := d.driveStatus()
+	assert.Equal(t, "restarting", state)
+	assert.Contains(t, text, "paybridge is starting a new payment page (the provider session ended)")
+	d.screenshot("recovery-visible")
+
+	eval[any](d, fmt.Sprintf(`PayBridgeDeskClock.advance(%d)`, demoRecoveryMinDisplay.Milliseconds()-1))
+	state, _ = d.driveStatus()
+	assert.Equal(t, "restarting", state, "still on screen 1 ms before the minimum")
+	eval[any](d, `PayBridgeDeskClock.advance(1)`)
+	state, text = d.driveStatus()
+	assert.Equal(t, "recovered", state)
+	assert.Contains(t, text, "attempt 2 is on screen")
+
+	d.customerPays(info, id)
+	traffic.assertNoTokenLeaks(t, d)
+}
+
+// openItems returns the desk's open payments list: session id -> shown ("true"/"false").
+func (d *desk) openItems() map[string]string {
+	d.t.Helper()
+	return eval[map[string]string](d, `Object.fromEntries([...document.querySelectorAll("#open-payments li")].map((li) => [li.dataset.sessionId, li.dataset.shown]))`)
+}
+
+// TestBrowserOpenPayments takes two payments on the desk: each gets its own reference, both are
+// listed, the agent switches back to the first (its page is asked of paybridge before its tokens
+// are posted again), the customer's card is declined there, which reads as a sentence, and the
+// agent cancels the second from the list. The capture page shows the VCC sessionGuid.
+func TestBrowserOpenPayments(t *testing.T) {
+	info, _, traffic, d := openDemoDesk(t)
+	assert.Empty(t, d.openItems())
+
+	d.takePayment()
+	first := d.shownSession()
+	fv, sess := d.waitCapturePage(info, first, 1)
+	assert.Equal(t, "INV-1001", sess.Reference)
+	assert.Equal(t, sess.VCC.SessionGUID, fv.VCCSession, "the capture page shows the VCC sessionGuid the control API needs")
+	d.waitFor("the next reference", `document.getElementById("reference").value === "INV-1002"`)
+
+	d.click("#take-payment-button")
+	d.waitFor("the second payment", `document.querySelectorAll("#open-payments li").length === 2`)
+	second := d.shownSession()
+	require.NotEqual(t, first, second)
+	_, sess = d.waitCapturePage(info, second, 1)
+	assert.Equal(t, "INV-1002", sess.Reference, "each payment its own reference")
+	assert.Equal(t, map[string]string{first: "false", second: "true"}, d.openItems())
+	assert.Contains(t, eval[string](d, `document.querySelector(".open-item[data-session-id='`+second+`'] .open-guid").textContent`), sess.VCC.SessionGUID)
+
+	// Switch back to the first: paybridge is asked first, then its page is posted again.
+	mark := traffic.mark()
+	d.click(`.open-item[data-session-id='` + first + `'] button[data-open-action='show']`)
+	fv, _ = d.waitCapturePage(info, first, 1)
+	assert.Equal(t, 1, fv.Attempt)
+	asks := traffic.sentSince(mark, "session.refresh")
+	require.NotEmpty(t, asks, "the widget asked paybridge before posting the first payment's tokens again")
+	assert.Equal(t, first, asks[0].SessionID)
+	d.waitFor("the list to follow", `document.querySelector(".open-item[data-session-id='`+first+`']").dataset.shown === "true"`)
+	assert.Equal(t, first, eval[string](d, `document.getElementById("desk").dataset.activeSession`), "the demo buttons act on the payment shown")
+	d.screenshot("open-payments")
+
+	// The card is declined: the agent reads a sentence, not the gateway's REJECT.
+	d.click(`[data-demo-action="decline"]`)
+	d.waitFor("the decline", `document.querySelector(".pb-outcome[data-outcome='failed']")`)
+	outcome := eval[string](d, `document.querySelector(".pb-outcome").textContent`)
+	assert.Contains(t, outcome, "The card was declined.")
+	assert.NotContains(t, outcome, "REJECT")
+	_, status := d.driveStatus()
+	assert.Contains(t, status, "INV-1001: the card was declined.")
+	assert.Equal(t, bridge.StatusFailed, apiSession(t, info, first).Status)
+	assert.Equal(t, map[string]string{second: "false"}, d.openItems())
+
+	// Cancel the second from the list, through the demo backend and paybridge's API.
+	d.click(`.open-item[data-session-id='` + second + `'] button[data-open-action='cancel']`)
+	d.waitFor("the list to empty", `document.querySelectorAll("#open-payments li").length === 0`)
+	assert.Equal(t, bridge.StatusCancelled, apiSession(t, info, second).Status)
+	_, status = d.driveStatus()
+	assert.Contains(t, status, "INV-1002: the payment was cancelled.")
+	assert.False(t, eval[bool](d, `document.getElementById("open-empty").hidden`))
+	traffic.assertNoTokenLeaks(t, d)
 }

@@ -80,6 +80,12 @@ declare namespace PayBridge {
      * rate_limit_exceeded follows).
      */
     restart(sessionId: string): void;
+    /**
+     * Puts another open payment of the agent (one seen in "ready" or "handoff") in the panel. Its
+     * current attempt is asked of paybridge first, as after a reload. Throws when not connected,
+     * or when sessionId is not an open payment of this agent.
+     */
+    show(sessionId: string): void;
     /** Disconnects for good and clears the panel; every handler is removed. */
     close(): void;
     /** What the widget shows now (a fresh copy on each read). */

@@ -73,6 +73,9 @@
  *   widget.restart(sessionId)  asks paybridge for a new attempt (throws when not connected); an
  *                              attempt younger than 5 s is not restarted (an "error" event with
  *                              code rate_limit_exceeded)
+ *   widget.show(sessionId)     puts another open payment of the agent in the panel (one from
+ *                              "ready" or "handoff"); its current attempt is asked of paybridge
+ *                              first, like a reload's. Throws when not connected or not open.
  *   widget.state               {status, sessionId, attempt, frame}: what the widget shows now;
  *                              frame is "none", "checking" (asking paybridge before posting),
  *                              "pending", "loaded" or "refused"
@@ -171,6 +174,7 @@
     const ended = new Set(); // session ids that reached a terminal status
     const posted = new Set(); // "sessionId#attempt" whose tokens this widget posted into a frame
     const asked = new Map(); // session id -> the attempt a session.refresh asked about
+    const views = new Map(); // open session id -> its latest session object, for show()
     let refreshTimer = null; // the wait for the answer to a session.refresh
     let restartAskedAt = 0; // when the agent last pressed "Start a new one"
     let visibleRefreshAt = 0;
@@ -376,7 +380,10 @@
       // The snapshot is oldest first: show the most recent open session's current handoff.
       let latest = null;
       for (const e of sessions) {
-        if (e.handoff && e.session && !ended.has(e.session.id)) latest = e;
+        if (e.handoff && e.session && !ended.has(e.session.id)) {
+          latest = e;
+          views.set(e.session.id, e.session);
+        }
       }
       if (latest) {
         // A snapshot's tokens may have been posted before (this page before a reconnect, or before
@@ -393,6 +400,7 @@
     // the answer to a session.refresh.
     function onHandoff(data) {
       if (!accepts(data)) return;
+      if (data.session) views.set(data.sessionId, data.session);
       if ((data.attempt | 0) > (highest.get(data.sessionId) || 0)) {
         note("handoff", "Payment page for attempt " + data.attempt + " handed over", {session: data.sessionId, attempt: data.attempt});
         emit("handoff", publicHandoff(data));
@@ -505,11 +513,12 @@
       const id = s.id || sessionId;
       ended.add(id);
       asked.delete(id);
+      views.delete(id);
       let text;
       if (name === "succeeded") {
         text = "Payment taken: " + money(s.amount, s.currency) + (s.result && s.result.transactionId ? " (transaction " + s.result.transactionId + ")" : "");
       } else if (name === "failed") {
-        text = "Payment failed: " + (data.error || (s.failure && s.failure.error) || "the provider did not take it") + (data.fix ? " " + data.fix : "");
+        text = failureText(data, s);
       } else if (name === "expired") {
         text = "The payment session expired before the customer paid.";
       } else {
@@ -790,6 +799,24 @@
       }
     }
 
+    // show puts an open session of this agent in the panel. Its tokens may have been posted
+    // before, so it goes the way of a reload: paybridge is asked first (session.refresh) and
+    // answers with the current attempt's handoff, renewed if past the provider lifetime.
+    function show(sessionId) {
+      if (typeof sessionId !== "string" || sessionId === "") {
+        throw new TypeError("PayBridge: show needs a session id");
+      }
+      const view = views.get(sessionId);
+      if (!view || ended.has(sessionId)) {
+        throw new Error("PayBridge: " + sessionId + " is not an open payment of this agent");
+      }
+      if (current && current.sessionId === sessionId && !current.outcome) return;
+      if (!socket || socket.readyState !== 1) {
+        throw new Error("PayBridge: not connected to paybridge; try again once the status is connected");
+      }
+      askFirst({sessionId: sessionId, attempt: Math.max(highest.get(sessionId) || 0, view.attempt | 0)}, view);
+    }
+
     function close() {
       if (closed) return;
       closed = true;
@@ -816,6 +843,7 @@
       off: off,
       takePayment: takePayment,
       restart: restart,
+      show: show,
       close: close,
       get state() {
         return {
@@ -826,6 +854,19 @@
         };
       },
     });
+  }
+
+  // failureText says why a payment failed in the agent's words: a decline is a sentence, not the
+  // gateway's decision code (that stays on the session's result, for the back office).
+  function failureText(data, s) {
+    const code = data.code || (s.failure && s.failure.code);
+    if (code === "provider_charge_failed") {
+      if (s.result && s.result.decision === "REJECT") {
+        return "The card was declined. Ask the customer for another card (or to call their bank), then take the payment again.";
+      }
+      return "The card could not be charged: the payment provider reported an error. Take the payment again; if it fails again, try another card.";
+    }
+    return "Payment failed: " + (data.error || (s.failure && s.failure.error) || "the provider did not take it") + (data.fix ? " " + data.fix : "");
   }
 
   function checkOptions(o) {
