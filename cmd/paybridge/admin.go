@@ -20,6 +20,7 @@ import (
 
 	"github.com/paybridge/paybridge/bridge"
 	"github.com/paybridge/paybridge/bridge/boltstore"
+	"github.com/paybridge/paybridge/bridge/pgstore"
 	"github.com/paybridge/paybridge/config"
 )
 
@@ -495,5 +496,32 @@ func openAdmin(ctx context.Context, cfg *config.Config) (admin, func(), error) {
 	}
 	keys := bridge.NewKeyService(bridge.KeyServiceOptions{Store: store, Merchants: bridge.StaticMerchants(cfg.BridgeMerchants()),
 		RollGrace: cfg.Keys.RollGrace})
-	return &localAdmin{keys: keys, store: store, merchants: merchantIDs(cfg), clock: bridge.SystemClock{}}, func() { store.Close() }, nil
+	done := func() { store.Close() }
+	if pg, ok := store.(*pgstore.Store); ok {
+		// On a shared database the nodes hear a revocation as they hear one another's, so the
+		// agent sockets a revoked key opened close at once on every node.
+		fanout, err := credentialFanout(ctx, cfg, pg)
+		if err != nil {
+			store.Close()
+			return nil, nil, err
+		}
+		keys.Watch(fanout)
+		done = func() { fanout.Close(); store.Close() }
+	}
+	return &localAdmin{keys: keys, store: store, merchants: merchantIDs(cfg), clock: bridge.SystemClock{}}, done, nil
+}
+
+// credentialFanout is the node-to-node channel the CLI tells of the credentials it ends.
+func credentialFanout(ctx context.Context, cfg *config.Config, pg *pgstore.Store) (*pgstore.Fanout, error) {
+	master, err := cfg.MasterKeyBytes() // required with store.url
+	if err != nil {
+		return nil, err
+	}
+	keyring, err := bridge.NewKeyring(master)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return pgstore.NewFanout(ctx, pg, keyring, bridge.NewHub(slog.New(slog.DiscardHandler), 0))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -349,4 +351,41 @@ func status(t *testing.T, method, u, key string) int {
 	require.NoError(t, err)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestKeysRevokeOnPostgreSQL: on a shared database the key commands use it directly, beside
+// running nodes, and a key revoked there closes the agent sockets it opened on a node at once
+// (4401), as a revocation through the API does.
+func TestKeysRevokeOnPostgreSQL(t *testing.T) {
+	c := newCluster(t, 1)
+	var pubID string
+	for _, k := range listKeys(t, c.cfgPath) {
+		if k.Type == bridge.KeyPublishable {
+			pubID = k.ID
+		}
+	}
+	require.NotEmpty(t, pubID)
+	token := postJSON(t, c.bases[0]+"/v1/agent_tokens", c.secretKey, `{"agentId":"agent-1"}`)["token"].(string)
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(c.bases[0], "http")+"/v1/ws?key="+url.QueryEscape(c.publishable),
+		http.Header{"Origin": {c.origin}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	defer conn.Close()
+	require.NoError(t, conn.WriteJSON(map[string]string{"type": "auth", "agentToken": token}))
+	var ev struct{ Type string }
+	require.NoError(t, conn.ReadJSON(&ev))
+	require.Equal(t, "ready", ev.Type)
+
+	_, errOut, err := cli(t, "keys", "revoke", "--config", c.cfgPath, pubID)
+	require.NoError(t, err, "%s", errOut)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+	for {
+		if err = conn.ReadJSON(&ev); err != nil {
+			break
+		}
+	}
+	var ce *websocket.CloseError
+	require.ErrorAs(t, err, &ce, "the socket was closed, not timed out")
+	assert.Equal(t, 4401, ce.Code)
+	assert.Contains(t, ce.Text, "auth_key_expired")
 }
