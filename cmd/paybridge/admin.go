@@ -376,6 +376,7 @@ func dialAdmin(path string) (*socketAdmin, bool) {
 	}
 	c.Close()
 	return &socketAdmin{path: path, client: &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true, // a command sends one or two requests: leave nothing open
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
