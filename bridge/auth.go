@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +39,13 @@ type KeyService struct {
 
 	watchMu  sync.Mutex
 	watchers map[*watcherEntry]struct{}
+
+	// revokeMu makes "is this the last active secret key?" and the revocation one step within
+	// this process, so two revocations at once cannot each leave the other as the last.
+	revokeMu sync.Mutex
+	// lastUse is when each key last authenticated on this process (key id → *atomic.Int64 of
+	// unix nanoseconds): kept in memory, since a durable write per request would cost an fsync.
+	lastUse sync.Map
 }
 
 // CredentialWatcher is told when credentials end, so that what they opened (agent sockets) ends
@@ -107,19 +115,21 @@ type Principal struct {
 func (p *Principal) Scope() AgentRef { return AgentRef{MerchantID: p.Merchant.ID, Mode: p.Key.Mode} }
 
 // CanManageKeys returns nil if p's key may create, roll or revoke keys, or auth_key_expired if
-// the key has been rolled. A rolled key keeps working through its grace window so callers can
-// switch over, but only for ordinary calls: if it could still mint keys, whoever holds a leaked
-// key that was rolled because of the leak could mint a fresh, unexpiring one within the window.
+// the key has been rolled, saying so and when. A rolled key keeps working through its grace
+// window so callers can switch over, but only for ordinary calls: if it could still mint keys,
+// whoever holds a leaked key that was rolled because of the leak could mint a fresh, unexpiring
+// one within the window.
 func (p *Principal) CanManageKeys() error {
-	if p.Key.RolledTo == "" && p.Key.ExpiresAt.IsZero() {
+	key := p.Key
+	if key.RolledTo == "" && key.ExpiresAt.IsZero() {
 		return nil
 	}
-	fix := "Manage keys with the key that replaced this one"
-	if p.Key.RolledTo != "" {
-		fix += " (" + p.Key.RolledTo + ")"
+	until := ""
+	if !key.ExpiresAt.IsZero() {
+		until = " until " + stamp(key.ExpiresAt)
 	}
-	return Errorf(CodeAuthKeyExpired, "This API key was rolled; it works until its grace window ends but can no longer create, roll or revoke keys.").
-		WithFix(fix + "; a rolled key only serves ordinary calls until its grace window ends.")
+	return Errorf(CodeAuthKeyExpired, "This API key was %s; it serves ordinary calls%s but can no longer create, roll or revoke keys.", key.rolledWhen(), until).
+		WithFix(key.successorFix("Manage keys with the key that replaced this one") + " A rolled key only serves ordinary calls until its grace window ends.")
 }
 
 // Authenticate resolves a presented API key. Malformed or unknown → auth_invalid_key; rolled past
@@ -156,7 +166,26 @@ func (k *KeyService) Authenticate(ctx context.Context, presented string) (*Princ
 	if m.Status == MerchantInactive {
 		return nil, Errorf(CodeAuthMerchantInactive, "Merchant %q is inactive.", m.ID)
 	}
+	k.used(key.ID)
 	return &Principal{Key: key, Merchant: m}, nil
+}
+
+// used records that key id authenticated now.
+func (k *KeyService) used(id string) {
+	v, ok := k.lastUse.Load(id)
+	if !ok {
+		v, _ = k.lastUse.LoadOrStore(id, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Store(k.clock.Now().UnixNano())
+}
+
+// LastUsed returns when key id last authenticated on this process since it started, if it has.
+func (k *KeyService) LastUsed(id string) (time.Time, bool) {
+	v, ok := k.lastUse.Load(id)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, v.(*atomic.Int64).Load()).UTC(), true
 }
 
 // CreateKey makes a key for merchantID and returns its plaintext (shown once) and stored form.
@@ -205,10 +234,14 @@ func (k *KeyService) RollKey(ctx context.Context, merchantID, id string, grace t
 	if err != nil {
 		return "", nil, err
 	}
-	end := k.clock.Now().Add(grace).UTC()
+	now := k.clock.Now().UTC()
+	end := now.Add(grace)
 	rolled, err := k.store.UpdateAPIKey(ctx, id, func(x *APIKey) error {
 		if x.ExpiresAt.IsZero() || end.Before(x.ExpiresAt) {
 			x.ExpiresAt = end
+		}
+		if x.RolledAt.IsZero() {
+			x.RolledAt = now
 		}
 		x.RolledTo = key.ID
 		return nil
@@ -220,12 +253,43 @@ func (k *KeyService) RollKey(ctx context.Context, merchantID, id string, grace t
 	return plain, key, nil
 }
 
-// RevokeKey ends key id of merchantID at once.
+// RevokeKey ends key id of merchantID at once, as the operator asks it (paybridge keys revoke).
+// The last active secret key of a merchant and mode cannot be revoked: nothing could manage that
+// merchant's keys through the API afterwards; roll it, or create another first.
 func (k *KeyService) RevokeKey(ctx context.Context, merchantID, id string) (*APIKey, error) {
-	if _, err := k.ownKey(ctx, merchantID, id); err != nil {
+	return k.revoke(ctx, nil, merchantID, id)
+}
+
+// RevokeKeyAs ends key id of p's merchant at once, as p asks it through the API: besides
+// RevokeKey's rule, the key must be of p's mode and must not be p's own key.
+func (k *KeyService) RevokeKeyAs(ctx context.Context, p *Principal, id string) (*APIKey, error) {
+	return k.revoke(ctx, p, p.Merchant.ID, id)
+}
+
+// revoke is every revocation: by is the API caller, nil for the operator.
+func (k *KeyService) revoke(ctx context.Context, by *Principal, merchantID, id string) (*APIKey, error) {
+	key, err := k.ownKey(ctx, merchantID, id)
+	if err != nil {
 		return nil, err
 	}
+	if by != nil {
+		if err := by.CanManageKeys(); err != nil {
+			return nil, err
+		}
+		if err := sameMode(by, key.Mode); err != nil {
+			return nil, err
+		}
+		if key.ID == by.Key.ID {
+			return nil, invalid("id", "An API key cannot revoke itself: this request is signed with key %s.", key.ID).
+				WithFix("Revoke it with another secret key of this merchant and mode, or roll it (POST /api/merchants/api-keys/" + key.ID + "/roll with {\"graceSeconds\": 0} ends it at once and answers its replacement).")
+		}
+	}
+	k.revokeMu.Lock()
+	defer k.revokeMu.Unlock()
 	now := k.clock.Now().UTC()
+	if err := k.notLastManager(ctx, key, now); err != nil {
+		return nil, err
+	}
 	revoked, err := k.store.UpdateAPIKey(ctx, id, func(x *APIKey) error {
 		if x.RevokedAt.IsZero() {
 			x.RevokedAt = now
@@ -237,6 +301,77 @@ func (k *KeyService) RevokeKey(ctx context.Context, merchantID, id string) (*API
 	}
 	k.notify(func(w CredentialWatcher) { w.KeyEnds(revoked, revoked.RevokedAt) })
 	return revoked, nil
+}
+
+// notLastManager refuses to revoke key if it is the last active secret key of its merchant and
+// mode: the one that can still create, roll and revoke keys through the API.
+func (k *KeyService) notLastManager(ctx context.Context, key *APIKey, now time.Time) error {
+	if key.Type != KeySecret || key.State(now) != KeyActive {
+		return nil
+	}
+	all, err := k.store.ListAPIKeys(ctx, key.MerchantID)
+	if err != nil {
+		return err
+	}
+	for _, other := range all {
+		if other.ID != key.ID && other.Type == KeySecret && other.Mode == key.Mode && other.State(now) == KeyActive {
+			return nil
+		}
+	}
+	return invalid("id", "API key %s is the last active %s secret key of merchant %q: without it no key could manage this merchant's %s keys.", key.ID, key.Mode, key.MerchantID, key.Mode).
+		WithFix("Roll it instead (POST /api/merchants/api-keys/" + key.ID + "/roll; {\"graceSeconds\": 0} ends it at once), or create another " + string(key.Mode) + " secret key first (paybridge keys create, or POST /api/merchants/api-keys) and then revoke this one.")
+}
+
+// CreateKeyAs makes a key for p's merchant as p asks it through the API. A key may manage only
+// keys of its own mode, except that a merchant not yet onboarded is told so
+// (merchant_not_onboarded) when any of its keys asks for a live one: that is the answer it can
+// act on.
+func (k *KeyService) CreateKeyAs(ctx context.Context, p *Principal, typ KeyType, mode Mode) (string, *APIKey, error) {
+	if err := p.CanManageKeys(); err != nil {
+		return "", nil, err
+	}
+	if mode == ModeLive && (p.Merchant.Status == MerchantPendingApproval || p.Merchant.Status == MerchantDenied) {
+		return "", nil, Errorf(CodeMerchantNotOnboarded, "Live keys cannot be created while merchant %q is %s.", p.Merchant.ID, p.Merchant.Status)
+	}
+	if mode.Valid() {
+		if err := sameMode(p, mode); err != nil {
+			return "", nil, err
+		}
+	}
+	return k.CreateKey(ctx, p.Merchant.ID, typ, mode)
+}
+
+// RollKeyAs rolls key id of p's merchant as p asks it through the API (see RollKey); the key must
+// be of p's mode. It returns the new key's plaintext, the new key and the rolled one.
+func (k *KeyService) RollKeyAs(ctx context.Context, p *Principal, id string, grace time.Duration) (string, *APIKey, *APIKey, error) {
+	if err := p.CanManageKeys(); err != nil {
+		return "", nil, nil, err
+	}
+	old, err := k.ownKey(ctx, p.Merchant.ID, id)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if err := sameMode(p, old.Mode); err != nil {
+		return "", nil, nil, err
+	}
+	plain, key, err := k.RollKey(ctx, p.Merchant.ID, id, grace)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	rolled, err := k.ownKey(ctx, p.Merchant.ID, id)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return plain, key, rolled, nil
+}
+
+// sameMode refuses a key managing keys of the other mode: test and live are separate worlds.
+func sameMode(p *Principal, mode Mode) error {
+	if mode != p.Key.Mode {
+		return Errorf(CodeAuthKeyTypeForbidden, "A %s key cannot manage %s keys.", p.Key.Mode, mode).
+			WithFix("Use a vp_sk_" + string(mode) + "_* key to manage " + string(mode) + " keys.")
+	}
+	return nil
 }
 
 // Key returns key id of merchantID, or validation_error if the merchant has no such key.

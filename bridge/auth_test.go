@@ -187,6 +187,7 @@ func TestAuthenticateRevokedKey(t *testing.T) {
 	w := newKeyWorld(t)
 	ctx := context.Background()
 	plain, key := w.createKey(t, "acme", bridge.KeySecret, bridge.ModeTest)
+	w.createKey(t, "acme", bridge.KeySecret, bridge.ModeTest) // the last active secret key cannot be revoked
 	w.clock.Advance(time.Minute)
 
 	revoked, err := w.keys.RevokeKey(ctx, "acme", key.ID)
@@ -548,6 +549,7 @@ func TestAgentTokenEndsWithItsMintingKey(t *testing.T) {
 			watcher := &recordingWatcher{}
 			stop := w.keys.Watch(watcher)
 			secretPlain, secret := w.createKey(t, "acme", bridge.KeySecret, bridge.ModeTest)
+			w.createKey(t, "acme", bridge.KeySecret, bridge.ModeTest) // the last active secret key cannot be revoked
 			p, err := w.keys.Authenticate(ctx, secretPlain)
 			require.NoError(t, err)
 			pub := w.principal(t, "acme", bridge.KeyPublishable, bridge.ModeTest)

@@ -47,6 +47,7 @@ type APIKey struct {
 	ExpiresAt  time.Time `json:"expiresAt,omitzero"` // set when rolled: end of the grace window
 	RevokedAt  time.Time `json:"revokedAt,omitzero"`
 	RolledTo   string    `json:"rolledTo,omitempty"` // id of the key that replaced this one
+	RolledAt   time.Time `json:"rolledAt,omitzero"`  // when it was (first) rolled; zero for keys rolled before this field
 }
 
 // Usable returns nil if the key may be used at now, or the public error saying why not.
@@ -55,9 +56,63 @@ func (k *APIKey) Usable(now time.Time) error {
 	case !k.RevokedAt.IsZero() && !now.Before(k.RevokedAt):
 		return Errorf(CodeAuthKeyExpired, "This API key was revoked.")
 	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
-		return Errorf(CodeAuthKeyExpired, "This API key was rolled and its grace window has ended.")
+		return Errorf(CodeAuthKeyExpired, "This API key was %s and its grace window has ended (at %s).", k.rolledWhen(), stamp(k.ExpiresAt)).
+			WithFix(k.successorFix("Use the key that replaced it"))
 	}
 	return nil
+}
+
+// rolledWhen is "rolled", with its time when the key records one.
+func (k *APIKey) rolledWhen() string {
+	if k.RolledAt.IsZero() {
+		return "rolled"
+	}
+	return "rolled at " + stamp(k.RolledAt)
+}
+
+// successorFix is lead, naming the key that replaced k if known.
+func (k *APIKey) successorFix(lead string) string {
+	if k.RolledTo != "" {
+		return lead + " (" + k.RolledTo + ")."
+	}
+	return lead + "."
+}
+
+// stamp formats t for public messages: UTC, to the second.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// KeyState is where a key is in its lifecycle, as `paybridge keys list` shows it.
+type KeyState string
+
+// Key states.
+const (
+	KeyActive  KeyState = "active"  // works and may manage keys (if secret)
+	KeyRolled  KeyState = "rolled"  // replaced; works for ordinary calls until ExpiresAt
+	KeyExpired KeyState = "expired" // rolled and its grace window is over
+	KeyRevoked KeyState = "revoked" // ended at RevokedAt
+)
+
+// State returns k's lifecycle state at now.
+func (k *APIKey) State(now time.Time) KeyState {
+	switch {
+	case !k.RevokedAt.IsZero() && !now.Before(k.RevokedAt):
+		return KeyRevoked
+	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+		return KeyExpired
+	case k.RolledTo != "" || !k.ExpiresAt.IsZero():
+		return KeyRolled
+	}
+	return KeyActive
+}
+
+// Redacted returns the key's public prefix and its last four characters, never the secret part
+// in between: vp_sk_test_…abcd. It is how operators tell keys apart.
+func (k *APIKey) Redacted() string {
+	prefix := "vp_sk_"
+	if k.Type == KeyPublishable {
+		prefix = "vp_pk_"
+	}
+	return prefix + string(k.Mode) + "_…" + k.Last4
 }
 
 // NewAPIKey makes a new key for a merchant and returns the plaintext, shown once, and the stored

@@ -43,6 +43,16 @@ type Config struct {
 	Webhooks       Webhooks    `yaml:"webhooks"`
 	VCC            VCCClient   `yaml:"vcc"`
 	Merchants      []Merchant  `yaml:"merchants"`
+	Admin          Admin       `yaml:"admin"`
+}
+
+// Admin is serve's local administration socket on the bbolt store, through which `paybridge
+// keys` and `paybridge backup` reach a running server. Only processes that may open the file
+// (mode 0600: the server's own OS user) can use it.
+type Admin struct {
+	// Socket is the unix socket's path; default "" is <dataDir>/paybridge.db.admin.sock, "off"
+	// disables it. Unused on PostgreSQL, where the commands use the database directly.
+	Socket string `yaml:"socket"`
 }
 
 // Log says how paybridge logs.

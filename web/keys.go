@@ -51,15 +51,6 @@ type rollKeyResponse struct {
 	Rolled apiKeyView `json:"rolled"`
 }
 
-// sameMode refuses a key managing keys of the other mode: test and live are separate worlds.
-func sameMode(p *bridge.Principal, mode bridge.Mode) error {
-	if mode != p.Key.Mode {
-		return bridge.Errorf(bridge.CodeAuthKeyTypeForbidden, "A %s key cannot manage %s keys.", p.Key.Mode, mode).
-			WithFix("Use a vp_sk_" + string(mode) + "_* key to manage " + string(mode) + " keys.")
-	}
-	return nil
-}
-
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	p, err := principalOf(r)
 	if err != nil {
@@ -75,12 +66,8 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	case req.Mode == "":
 		return bridge.Errorf(bridge.CodeValidationMissingField, "Missing required field \"mode\"").WithParam("mode")
 	}
-	if req.Mode.Valid() {
-		if err := sameMode(p, req.Mode); err != nil {
-			return err
-		}
-	}
-	plain, key, err := s.keys.CreateKey(r.Context(), p.Merchant.ID, req.Type, req.Mode)
+	// The rules (mode, onboarding, rolled keys) are the key service's, shared with the CLI.
+	plain, key, err := s.keys.CreateKeyAs(r.Context(), p, req.Type, req.Mode)
 	if err != nil {
 		return err
 	}
@@ -126,22 +113,11 @@ func (s *Server) rollKey(w http.ResponseWriter, r *http.Request) error {
 		// 0 means "end the old key now": the smallest grace the key service accepts.
 		grace = max(time.Duration(*req.GraceSeconds)*time.Second, time.Nanosecond)
 	}
-	old, err := s.keys.Key(r.Context(), p.Merchant.ID, r.PathValue("id"))
+	plain, key, rolled, err := s.keys.RollKeyAs(r.Context(), p, r.PathValue("id"), grace)
 	if err != nil {
 		return err
 	}
-	if err := sameMode(p, old.Mode); err != nil {
-		return err
-	}
-	plain, key, err := s.keys.RollKey(r.Context(), p.Merchant.ID, old.ID, grace)
-	if err != nil {
-		return err
-	}
-	rolled, err := s.keys.Key(r.Context(), p.Merchant.ID, old.ID)
-	if err != nil {
-		return err
-	}
-	s.logger.InfoContext(r.Context(), "api key rolled", "merchant", p.Merchant.ID, "old", old.ID, "new", key.ID)
+	s.logger.InfoContext(r.Context(), "api key rolled", "merchant", p.Merchant.ID, "old", rolled.ID, "new", key.ID)
 	writeJSON(w, http.StatusCreated, rollKeyResponse{apiKeyView: viewKey(key, plain), Rolled: viewKey(rolled, "")})
 	return nil
 }
@@ -151,14 +127,8 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	old, err := s.keys.Key(r.Context(), p.Merchant.ID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	if err := sameMode(p, old.Mode); err != nil {
-		return err
-	}
-	key, err := s.keys.RevokeKey(r.Context(), p.Merchant.ID, old.ID)
+	// A key cannot revoke itself, nor the last active secret key: the key service's rules.
+	key, err := s.keys.RevokeKeyAs(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

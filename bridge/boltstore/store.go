@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -138,6 +139,29 @@ func initSchema(db *bolt.DB) error {
 
 // Path returns the file the store lives in.
 func (s *Store) Path() string { return s.path }
+
+// Backup writes a consistent copy of the whole database to w, as of one read transaction, while
+// writers carry on; the copy is a bbolt file Open accepts. size, if not nil, is told the copy's
+// exact length before the first byte is written (a caller streaming it can announce it). The
+// read transaction lasts until w has taken the last byte, and a write that must grow the file
+// waits for it meanwhile: w should be a local file or a reader that keeps up.
+func (s *Store) Backup(w io.Writer, size func(int64) error) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if size != nil {
+			if err := size(tx.Size()); err != nil {
+				return err
+			}
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("boltstore: backup of %s: %w", s.path, err)
+	}
+	return n, nil
+}
 
 // Ping implements bridge.Store: it runs a read transaction.
 func (s *Store) Ping(ctx context.Context) error {

@@ -3,7 +3,8 @@
 //	paybridge demo  [--addr A] [--data DIR] [--info FILE]   stubs + bridge + agent desktop on loopback, no config
 //	paybridge serve --config FILE                             the bridge against real (or stub) upstreams
 //	paybridge stubs [--addr A]                                the VCC and PCI Pal stubs alone
-//	paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
+//	paybridge keys create|list|revoke --config F ...          API keys, beside a running serve too
+//	paybridge backup --config F --out FILE [--force]          a consistent hot copy of the bbolt store
 //	paybridge check --config FILE                             validate a config, try VCC credentials
 //	paybridge reconcile --config FILE [--since 24h] [--json]  attempts whose VCC result disagrees with paybridge
 //	paybridge version
@@ -43,6 +44,9 @@ Usage:
   paybridge serve --config paybridge.yaml
   paybridge stubs [--addr 127.0.0.1:8090]
   paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
+  paybridge keys list --config F [--merchant M] [--mode test|live] [--json]
+  paybridge keys revoke --config F ID
+  paybridge backup --config F --out FILE [--force]
   paybridge check --config paybridge.yaml
   paybridge reconcile --config paybridge.yaml [--since 24h] [--json]
   paybridge version
@@ -66,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStubs(ctx, rest, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, getenv, stdout, stderr)
 	case "check":
 		return runCheck(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":

@@ -42,49 +42,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// On bbolt, `paybridge keys` and `paybridge backup` reach this process through its admin
+	// socket, since the store's file lock keeps them out of the file.
+	adm, err := startAdmin(cfg, a)
+	if err != nil {
+		_ = a.listener.Close()
+		_ = a.store.Close()
+		return err
+	}
+	defer adm.stop()
 	return a.run(ctx)
-}
-
-// runKeys is `paybridge keys create`: a new API key, printed once.
-func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: paybridge keys create --config F --merchant M --type secret|publishable --mode test|live")
-	}
-	fs := newFlags("keys create", stderr)
-	cfgPath := fs.String("config", "", "configuration file (YAML)")
-	merchant := fs.String("merchant", "", "merchant id")
-	typ := fs.String("type", "secret", "secret or publishable")
-	mode := fs.String("mode", "test", "test or live")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if *merchant == "" {
-		return errors.New("keys create: --merchant is required")
-	}
-	cfg, err := loadConfig(*cfgPath, getenv)
-	if err != nil {
-		return err
-	}
-	// On PostgreSQL there is no file lock: this works beside running nodes.
-	store, err := openStore(ctx, cfg, nil, 2*time.Second)
-	if err != nil && !cfg.Store.Shared() {
-		return fmt.Errorf("%w (a running paybridge holds the data directory: stop it, or create keys with POST /api/merchants/api-keys)", err)
-	}
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	keys := bridge.NewKeyService(bridge.KeyServiceOptions{Store: store, Merchants: bridge.StaticMerchants(cfg.BridgeMerchants())})
-	plain, key, err := keys.CreateKey(ctx, *merchant, bridge.KeyType(*typ), bridge.Mode(*mode))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s\n", plain)
-	fmt.Fprintf(stderr, "created %s key %s for merchant %s (%s); it is shown once: store it now\n", key.Type, key.ID, key.MerchantID, key.Mode)
-	return nil
 }
 
 // runCheck is `paybridge check --config F`: validate the file and try every merchant's VCC
