@@ -6,6 +6,7 @@
 //	paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
 //	paybridge check --config FILE                             validate a config, try VCC credentials
 //	paybridge reconcile --config FILE [--since 24h] [--json]  attempts whose VCC result disagrees with paybridge
+//	paybridge listen --forward-to URL [--api URL]             forward the merchant's events, signed, to a local URL
 //	paybridge version
 package main
 
@@ -45,6 +46,7 @@ Usage:
   paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
   paybridge check --config paybridge.yaml
   paybridge reconcile --config paybridge.yaml [--since 24h] [--json]
+  paybridge listen --forward-to URL [--api URL | --config F] [--api-key vp_sk_...] [--since-event vp_evt_...]
   paybridge version
 
 Run "paybridge <command> --help" for a command's flags.
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCheck(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "listen":
+		return runListen(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "paybridge", buildVersion())
 		return nil
