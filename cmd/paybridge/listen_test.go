@@ -192,7 +192,6 @@ func TestListenUsage(t *testing.T) {
 	assert.NotContains(t, err.Error(), "vp_pk_test_abcdefgh")
 }
 
-
 // metricsOf scrapes base's /metrics.
 func metricsOf(t *testing.T, base string) string {
 	t.Helper()
