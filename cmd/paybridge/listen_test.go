@@ -85,7 +85,11 @@ func startListen(t *testing.T, base, key string, fwd *forwardReceiver, url strin
 		return m != nil
 	}, 20*time.Second, 10*time.Millisecond, "stdout: %s\nstderr: %s", stdout, stderr)
 	fwd.mu.Lock()
-	fwd.secret = secret
+	if fwd.secret == "" {
+		fwd.secret = secret
+	} else {
+		assert.Equal(t, fwd.secret, secret, "--webhook-secret is the one printed")
+	}
 	fwd.mu.Unlock()
 	stop := func() {
 		cancel()
@@ -151,11 +155,13 @@ func TestListen(t *testing.T) {
 	fwd.mu.Unlock()
 	assert.Regexp(t, `(?m)^\S+ session\.succeeded `+ids[0]+` -> 200$`, out.String())
 
-	// --since-event: the events after that one, oldest first, then the new ones.
-	fwd2 := &forwardReceiver{}
+	// --since-event: the events after that one, oldest first, then the new ones. They are
+	// forwarded at once, so the receiver knows the secret beforehand (--webhook-secret).
+	const secret2 = "whsec_listenTestFixedSecret012345"
+	fwd2 := &forwardReceiver{secret: secret2}
 	receiver2 := httptest.NewServer(fwd2)
 	defer receiver2.Close()
-	_, stop2 := startListen(t, base, w.secretKey, fwd2, receiver2.URL, "--since-event", eventOf(before1))
+	_, stop2 := startListen(t, base, w.secretKey, fwd2, receiver2.URL, "--since-event", eventOf(before1), "--webhook-secret", secret2)
 	require.Eventually(t, func() bool { got, _, _ := fwd2.snapshot(); return len(got) >= 3 }, 20*time.Second, 10*time.Millisecond)
 	stop2()
 	got2, _, bad2 := fwd2.snapshot()
