@@ -182,11 +182,14 @@ func (s *Service) finish(ctx context.Context, sess *Session, m *Merchant, f fini
 		}
 		x.Result, x.Failure = f.result, f.failure
 		x.WatchUntil = watchUntil(x, s.rules.retention, now)
-		if m.Webhook.URL != "" && !f.quiet {
+		if !f.quiet {
+			// Every event is kept (GET /v1/events); without a webhook URL there is nothing to
+			// deliver, so it is recorded as such rather than left pending.
 			msg, err := webhookMessage(eventID, m.ID, x, now)
 			if err != nil {
 				return err
 			}
+			msg.NoEndpoint = m.Webhook.URL == ""
 			out.Add(msg)
 		}
 		return nil
@@ -248,5 +251,6 @@ func webhookMessage(eventID, merchantID string, sess *Session, now time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	return &OutboxMessage{ID: eventID, MerchantID: merchantID, Type: typ, Payload: body, CreatedAt: now, NextAttemptAt: now}, nil
+	return &OutboxMessage{ID: eventID, MerchantID: merchantID, Mode: sess.Mode, SessionID: sess.ID, Type: typ,
+		Payload: body, CreatedAt: now, NextAttemptAt: now}, nil
 }

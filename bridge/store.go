@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -78,23 +79,115 @@ type AgentTokenRevocation struct {
 	RevokedAt time.Time `json:"revokedAt"` // of the latest revocation
 }
 
-// OutboxMessage is one merchant webhook delivery waiting to happen, written in the same
-// transaction as the session transition it reports.
+// OutboxMessage is one merchant event: the webhook delivery waiting to happen (or done), written
+// in the same transaction as the session transition it reports, and kept as the merchant's event
+// record (GET /v1/events) for the events retention. A merchant without a webhook URL still gets
+// the record, marked NoEndpoint and never pending.
 type OutboxMessage struct {
-	ID            string    `json:"id"` // the event id, vp_evt_...; receivers deduplicate on it
-	MerchantID    string    `json:"merchantId"`
-	Type          EventType `json:"type"`
-	Payload       []byte    `json:"payload"` // the exact body that is signed and sent
-	CreatedAt     time.Time `json:"createdAt"`
+	ID         string    `json:"id"` // the event id, vp_evt_...; receivers deduplicate on it
+	MerchantID string    `json:"merchantId"`
+	Mode       Mode      `json:"mode,omitempty"`      // empty in records written before events were listed; see Fill
+	SessionID  string    `json:"sessionId,omitempty"` // the session the event reports
+	Type       EventType `json:"type"`
+	Payload    []byte    `json:"payload"` // the exact body that is signed and sent
+	CreatedAt  time.Time `json:"createdAt"`
+	// Attempts counts every delivery attempt made; Deliveries keeps the last MaxDeliveryLog.
 	Attempts      int       `json:"attempts"`
 	NextAttemptAt time.Time `json:"nextAttemptAt"`
 	DeliveredAt   time.Time `json:"deliveredAt,omitzero"`
 	AbandonedAt   time.Time `json:"abandonedAt,omitzero"` // gave up after the retry window
 	LastError     string    `json:"lastError,omitempty"`
+	// NoEndpoint records an event of a merchant that had no webhook URL when it happened: kept,
+	// listed and resendable, but never pending.
+	NoEndpoint bool `json:"noEndpoint,omitempty"`
+	// RetryFrom starts the current retry window when a resend opened a fresh one (zero: CreatedAt),
+	// and RetryBase is Attempts at that moment, so the backoff starts again from its first step.
+	RetryFrom  time.Time         `json:"retryFrom,omitzero"`
+	RetryBase  int               `json:"retryBase,omitempty"`
+	Deliveries []DeliveryAttempt `json:"deliveries,omitempty"` // oldest first
 }
 
+// MaxDeliveryLog is how many delivery attempts a message keeps (the most recent).
+const MaxDeliveryLog = 20
+
+// DeliveryAttempt is one POST of a message to its merchant's endpoint, as the dispatcher saw it.
+type DeliveryAttempt struct {
+	At       time.Time     `json:"at"`
+	Status   int           `json:"status"`          // the receiver's HTTP status; 0 when none came
+	Error    string        `json:"error,omitempty"` // as in LastError: redacted, no URL or secret
+	Duration time.Duration `json:"duration"`
+}
+
+// DeliveryStatus is where an event's webhook delivery stands.
+type DeliveryStatus string
+
+// Delivery statuses of an event.
+const (
+	DeliveryPending    DeliveryStatus = "pending"
+	DeliveryDelivered  DeliveryStatus = "delivered"
+	DeliveryAbandoned  DeliveryStatus = "abandoned"
+	DeliveryNoEndpoint DeliveryStatus = "no_endpoint"
+)
+
 // Pending reports whether the message still needs delivering.
-func (m *OutboxMessage) Pending() bool { return m.DeliveredAt.IsZero() && m.AbandonedAt.IsZero() }
+func (m *OutboxMessage) Pending() bool {
+	return m.DeliveredAt.IsZero() && m.AbandonedAt.IsZero() && !m.NoEndpoint
+}
+
+// DeliveryStatus reports where m's delivery stands.
+func (m *OutboxMessage) DeliveryStatus() DeliveryStatus {
+	switch {
+	case !m.DeliveredAt.IsZero():
+		return DeliveryDelivered
+	case !m.AbandonedAt.IsZero():
+		return DeliveryAbandoned
+	case m.NoEndpoint:
+		return DeliveryNoEndpoint
+	}
+	return DeliveryPending
+}
+
+// RecordDelivery appends a to Deliveries, keeping the last MaxDeliveryLog.
+func (m *OutboxMessage) RecordDelivery(a DeliveryAttempt) {
+	m.Deliveries = append(m.Deliveries, a)
+	if n := len(m.Deliveries) - MaxDeliveryLog; n > 0 {
+		m.Deliveries = append([]DeliveryAttempt(nil), m.Deliveries[n:]...)
+	}
+}
+
+// RetryWindowStart is when m's current retry window began: its last resend, or its creation.
+func (m *OutboxMessage) RetryWindowStart() time.Time {
+	if !m.RetryFrom.IsZero() {
+		return m.RetryFrom
+	}
+	return m.CreatedAt
+}
+
+// Fill completes a message written before messages carried Mode and SessionID, from its
+// payload (livemode and data.id); a payload it cannot read leaves them empty.
+func (m *OutboxMessage) Fill() {
+	if m.Mode != "" && m.SessionID != "" {
+		return
+	}
+	var p struct {
+		Livemode *bool `json:"livemode"`
+		Data     struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(m.Payload, &p) != nil {
+		return
+	}
+	if m.Mode == "" && p.Livemode != nil {
+		m.Mode = ModeTest
+		if *p.Livemode {
+			m.Mode = ModeLive
+		}
+	}
+	if m.SessionID == "" {
+		m.SessionID = p.Data.ID
+	}
+}
 
 // Outbox collects the messages an UpdateSession writes with its session.
 type Outbox struct{ messages []*OutboxMessage }
@@ -105,7 +198,7 @@ func (o *Outbox) Add(m *OutboxMessage) { o.messages = append(o.messages, m) }
 // Messages returns what was added.
 func (o *Outbox) Messages() []*OutboxMessage { return o.messages }
 
-// OutboxStore holds undelivered merchant webhooks.
+// OutboxStore holds the merchant events and their webhook deliveries.
 type OutboxStore interface {
 	// DueOutbox returns up to limit pending messages whose NextAttemptAt is not after now,
 	// earliest first.
@@ -114,6 +207,26 @@ type OutboxStore interface {
 	OutboxMessage(ctx context.Context, id string) (*OutboxMessage, error)
 	// UpdateOutbox changes a message under fn like UpdateSession does.
 	UpdateOutbox(ctx context.Context, id string, fn func(m *OutboxMessage) error) (*OutboxMessage, error)
+	// ListEvents returns the messages matching f, newest first (CreatedAt, then id, descending),
+	// through an index on merchant and mode: no scan of other merchants' events. ErrNotFound if
+	// f.StartingAfter is not a message of f's merchant and mode.
+	ListEvents(ctx context.Context, f EventFilter) ([]*OutboxMessage, error)
+	// PurgeEvents deletes the messages created before t that are no longer pending, and returns
+	// how many. A pending one stays until its delivery ends, however old.
+	PurgeEvents(ctx context.Context, t time.Time) (int, error)
+	// OutboxPending returns how many messages are pending and the oldest CreatedAt among them
+	// (zero when none), for the outbox metrics.
+	OutboxPending(ctx context.Context) (count int, oldest time.Time, err error)
+}
+
+// EventFilter selects events for ListEvents. MerchantID and Mode are required.
+type EventFilter struct {
+	MerchantID    string
+	Mode          Mode
+	Type          EventType // optional
+	SessionID     string    // optional
+	Limit         int       // 1..100; 0 means 10
+	StartingAfter string    // an event id: return those created before it
 }
 
 // IdempotencyRecord remembers the first response to a request sent with an Idempotency-Key.

@@ -43,6 +43,8 @@ type Client struct {
 	AgentTokens *AgentTokenService
 	// APIKeys creates, lists, rolls and revokes the merchant's API keys.
 	APIKeys *APIKeyService
+	// Events lists, reads and resends the merchant's events.
+	Events *EventService
 
 	baseURL    string
 	key        string
@@ -116,6 +118,7 @@ func New(baseURL, secretKey string, opts ...Option) *Client {
 	c.Sessions = &SessionService{c: c}
 	c.AgentTokens = &AgentTokenService{c: c}
 	c.APIKeys = &APIKeyService{c: c}
+	c.Events = &EventService{c: c}
 	return c
 }
 

@@ -44,7 +44,8 @@ type world struct {
 
 // worldConfig is what a test may change before the world starts.
 type worldConfig struct {
-	perIP web.RateLimit
+	perIP   web.RateLimit
+	webhook bridge.MerchantWebhook // the merchant's webhook endpoint; none by default
 }
 
 // startWorld starts a world; Close stops it and removes its files.
@@ -76,6 +77,7 @@ func startWorld(cfg worldConfig) (w *world, err error) {
 			AccountConfigurationIDs: []int{1, 2}, DefaultAccountConfigurationID: new(1), SkipCallTransfer: true,
 		},
 		AllowedOrigins: []string{"https://desk.acme.test"},
+		Webhook:        cfg.webhook,
 	}
 	dir, err := os.MkdirTemp("", "paybridge-client-test-")
 	if err != nil {

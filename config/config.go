@@ -41,6 +41,7 @@ type Config struct {
 	RateLimits     RateLimits  `yaml:"rateLimits"`
 	Idempotency    Idempotency `yaml:"idempotency"`
 	Webhooks       Webhooks    `yaml:"webhooks"`
+	Events         Events      `yaml:"events"`
 	VCC            VCCClient   `yaml:"vcc"`
 	Merchants      []Merchant  `yaml:"merchants"`
 	Admin          Admin       `yaml:"admin"`
@@ -189,6 +190,11 @@ type Webhooks struct {
 	Timeout        time.Duration `yaml:"timeout"`        // default 10s per delivery
 }
 
+// Events says how long merchant events are kept (GET /v1/events).
+type Events struct {
+	Retention time.Duration `yaml:"retention"` // default 720h (30 days), once an event's delivery has ended
+}
+
 // VCCClient tunes paybridge's calls to VCC, for every merchant.
 type VCCClient struct {
 	RequestTimeout time.Duration `yaml:"requestTimeout"` // default 10s
@@ -299,7 +305,8 @@ func base() *Config {
 			MaxBackoff:     time.Hour,
 			Timeout:        10 * time.Second,
 		},
-		VCC: VCCClient{RequestTimeout: 10 * time.Second, MaxRetries: 3},
+		VCC:    VCCClient{RequestTimeout: 10 * time.Second, MaxRetries: 3},
+		Events: Events{Retention: 30 * 24 * time.Hour},
 	}
 }
 

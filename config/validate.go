@@ -152,6 +152,7 @@ func (c *Config) Validate() error {
 	p.positiveDuration("idempotency.ttl", c.Idempotency.TTL)
 
 	p.positiveDuration("webhooks.retryWindow", c.Webhooks.RetryWindow)
+	p.positiveDuration("events.retention", c.Events.Retention)
 	p.positiveDuration("webhooks.initialBackoff", c.Webhooks.InitialBackoff)
 	p.positiveDuration("webhooks.maxBackoff", c.Webhooks.MaxBackoff)
 	if c.Webhooks.MaxBackoff > 0 && c.Webhooks.InitialBackoff > c.Webhooks.MaxBackoff {

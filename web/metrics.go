@@ -1,8 +1,11 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/webhook"
 )
 
 // metrics are the server's Prometheus metrics: HTTP traffic by route, the session lifecycle,
@@ -21,9 +25,11 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	// reconcile is what the last background reconciliation found, by kind.
 	reconcile *prometheus.GaugeVec
+	// outbox reads the webhook outbox's gauges and the dispatcher's delivery counts.
+	outbox *outboxCollector
 }
 
-func newMetrics(sessions *bridge.Service, hub *bridge.Hub) *metrics {
+func newMetrics(sessions *bridge.Service, hub *bridge.Hub, store bridge.OutboxStore, clock bridge.Clock) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -38,13 +44,14 @@ func newMetrics(sessions *bridge.Service, hub *bridge.Hub) *metrics {
 			Help: "Attempts whose VCC result disagrees with their session, as the last reconciliation found them, by kind.",
 		}, []string{"kind"}),
 	}
+	m.outbox = &outboxCollector{store: store, clock: clock, every: outboxRefresh}
 	// Every kind is exported from the start, at 0, so an alert on it needs no absent() guard.
 	for _, kind := range reconcileKinds {
 		m.reconcile.WithLabelValues(kind).Set(0)
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.reconcile,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		sessionCollector{sessions}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		sessionCollector{sessions}, m.outbox, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "paybridge_agent_sockets", Help: "Agent WebSockets connected now.",
 		}, func() float64 { return float64(hub.Subscribers()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -129,4 +136,74 @@ func (c sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, n := range st.Terminal {
 		ch <- prometheus.MustNewConstMetric(descEnded, prometheus.CounterValue, float64(n), string(status))
 	}
+}
+
+// outboxRefresh is how often a scrape may ask the store about the pending webhooks; scrapes in
+// between are answered from the last reading, so a busy Prometheus never loads the database.
+const outboxRefresh = 5 * time.Second
+
+// ExportWebhookDeliveries makes paybridge_webhook_deliveries_total{result} report stats (the
+// webhook.Dispatcher's Deliveries); until it is called, every result reads 0.
+func (s *Server) ExportWebhookDeliveries(stats func() webhook.DeliveryStats) {
+	if s.metrics != nil {
+		s.metrics.outbox.deliveries.Store(&stats)
+	}
+}
+
+// outboxCollector exports the webhook outbox: how many deliveries are pending and the age of the
+// oldest (from the store, at most every outboxRefresh), and the attempts by result.
+type outboxCollector struct {
+	store bridge.OutboxStore
+	clock bridge.Clock
+	every time.Duration
+
+	mu      sync.Mutex
+	readAt  time.Time // zero: never read
+	pending int
+	oldest  time.Time
+
+	deliveries atomic.Pointer[func() webhook.DeliveryStats]
+}
+
+var (
+	descOutboxPending = prometheus.NewDesc("paybridge_webhook_outbox_pending",
+		"Merchant webhook deliveries pending (not yet delivered nor abandoned).", nil, nil)
+	descOutboxOldest = prometheus.NewDesc("paybridge_webhook_outbox_oldest_pending_seconds",
+		"Age of the oldest pending merchant webhook delivery, in seconds; 0 when none is pending.", nil, nil)
+	descDeliveries = prometheus.NewDesc("paybridge_webhook_deliveries_total",
+		"Merchant webhook delivery attempts, by result: delivered, failed (to be retried), abandoned.", []string{"result"}, nil)
+)
+
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descOutboxPending
+	ch <- descOutboxOldest
+	ch <- descDeliveries
+}
+
+func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.clock.Now()
+	c.mu.Lock()
+	if c.readAt.IsZero() || now.Sub(c.readAt) >= c.every || now.Before(c.readAt) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		// A failed reading keeps the last one: the store's trouble shows on /readyz.
+		if n, oldest, err := c.store.OutboxPending(ctx); err == nil {
+			c.pending, c.oldest, c.readAt = n, oldest, now
+		}
+		cancel()
+	}
+	pending, oldest := c.pending, c.oldest
+	c.mu.Unlock()
+	age := 0.0
+	if pending > 0 && !oldest.IsZero() {
+		age = max(now.Sub(oldest).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(descOutboxPending, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(descOutboxOldest, prometheus.GaugeValue, age)
+	var st webhook.DeliveryStats
+	if f := c.deliveries.Load(); f != nil {
+		st = (*f)()
+	}
+	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Delivered), "delivered")
+	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Failed), "failed")
+	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Abandoned), "abandoned")
 }

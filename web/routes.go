@@ -21,6 +21,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/agent_tokens", s.handle(s.authenticated(secret, s.idempotent(s.createAgentToken))))
 	mux.Handle("DELETE /v1/agent_tokens/{agentId}", s.handle(s.authenticated(secret, s.revokeAgentTokens)))
 	mux.Handle("GET /v1/ws", s.handle(s.agentSocket))
+	mux.Handle("GET /v1/events", s.handle(s.authenticated(secret, s.listEvents)))
+	mux.Handle("GET /v1/events/{id}", s.handle(s.authenticated(secret, s.getEvent)))
+	mux.Handle("POST /v1/events/{id}/resend", s.handle(s.authenticated(secret, s.idempotent(s.resendEvent))))
 
 	mux.Handle("POST /api/merchants/api-keys", s.handle(s.authenticated(keyManager, s.idempotent(s.createKey))))
 	mux.Handle("GET /api/merchants/api-keys", s.handle(s.authenticated(secret, s.listKeys)))

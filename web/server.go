@@ -159,7 +159,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.docsBase == "" {
 		s.docsBase = s.publicBase + "/docs/error-codes"
 	}
-	s.metrics = newMetrics(s.sessions, s.hub)
+	s.metrics = newMetrics(s.sessions, s.hub, s.store, s.clock)
 	s.perKey = newLimiter(orLimit(opts.PerKeyLimit, RateLimit{Limit: 30, Window: time.Minute}), s.clock)
 	s.perIP = newLimiter(orLimit(opts.PerIPLimit, RateLimit{Limit: 600, Window: time.Minute}), s.clock)
 	// Revoked and rolled keys and revoked agent tokens end this server's sockets at once.

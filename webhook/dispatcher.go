@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -29,6 +30,10 @@ const (
 	DefaultBatchSize      = 32
 	DefaultPollInterval   = time.Second
 	DefaultHTTPTimeout    = 10 * time.Second
+	// DefaultRetention is how long events are kept (events.retention).
+	DefaultRetention = 30 * 24 * time.Hour
+	// DefaultPurgeInterval is how often Run deletes events older than the retention.
+	DefaultPurgeInterval = time.Hour
 )
 
 // Headers of a delivery besides Header.
@@ -65,6 +70,10 @@ type DispatcherOptions struct {
 	Concurrency    int           // deliveries in flight at once (4)
 	BatchSize      int           // due messages read per round (32)
 	PollInterval   time.Duration // how often Run starts a round (1s)
+	// Retention is how long an event is kept once its delivery has ended (30 days); Run purges
+	// older ones every PurgeInterval (1h). A negative Retention keeps every event.
+	Retention     time.Duration
+	PurgeInterval time.Duration
 
 	// PreviousSecrets, if set, returns a merchant's earlier signing secrets, still honoured by
 	// its receiver during a roll. Each delivery carries a v1 for Webhook.Secret first, then one
@@ -98,9 +107,25 @@ type Dispatcher struct {
 	concurrency    int
 	batchSize      int
 	pollInterval   time.Duration
+	retention      time.Duration
+	purgeInterval  time.Duration
 
 	mu      sync.Mutex
 	claimed map[string]bool // ids of messages being delivered now
+
+	delivered, failed, abandoned atomic.Uint64 // attempts by result, for /metrics
+}
+
+// DeliveryStats counts a Dispatcher's delivery attempts since it started, by result.
+type DeliveryStats struct {
+	Delivered uint64 // a 2xx
+	Failed    uint64 // failed and rescheduled
+	Abandoned uint64 // failed and given up on (retry window over, or 410 Gone)
+}
+
+// Deliveries returns the attempts made so far, by result.
+func (d *Dispatcher) Deliveries() DeliveryStats {
+	return DeliveryStats{Delivered: d.delivered.Load(), Failed: d.failed.Load(), Abandoned: d.abandoned.Load()}
 }
 
 // NewDispatcher returns a Dispatcher with opts' defaults filled in. It panics if Store or
@@ -116,12 +141,17 @@ func NewDispatcher(opts DispatcherOptions) *Dispatcher {
 		initialBackoff: orDefault(opts.InitialBackoff, DefaultInitialBackoff),
 		maxBackoff:     orDefault(opts.MaxBackoff, DefaultMaxBackoff),
 		pollInterval:   orDefault(opts.PollInterval, DefaultPollInterval),
+		retention:      opts.Retention,
+		purgeInterval:  orDefault(opts.PurgeInterval, DefaultPurgeInterval),
 		concurrency:    opts.Concurrency,
 		batchSize:      opts.BatchSize,
 		claimed:        make(map[string]bool),
 	}
 	if d.clock == nil {
 		d.clock = bridge.SystemClock{}
+	}
+	if d.retention == 0 {
+		d.retention = DefaultRetention
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -152,14 +182,21 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Run delivers due messages every PollInterval, starting at once (so a restarted process sends
-// what was pending), until ctx ends; then it returns nil. A failed round is logged and the next
-// one tried.
+// what was pending), and purges events past the retention every PurgeInterval, until ctx ends;
+// then it returns nil. A failed round is logged and the next one tried.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	t := time.NewTicker(d.pollInterval)
 	defer t.Stop()
+	var lastPurge time.Time
 	for {
 		if _, _, err := d.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			d.log.ErrorContext(ctx, "webhook delivery round", "err", err)
+		}
+		if now := d.clock.Now(); now.Sub(lastPurge) >= d.purgeInterval {
+			lastPurge = now
+			if _, err := d.PurgeEvents(ctx); err != nil && ctx.Err() == nil {
+				d.log.WarnContext(ctx, "purge events", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -167,6 +204,22 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// PurgeEvents deletes the events created more than Retention ago whose delivery has ended, and
+// returns how many.
+func (d *Dispatcher) PurgeEvents(ctx context.Context) (int, error) {
+	if d.retention < 0 {
+		return 0, nil
+	}
+	n, err := d.store.PurgeEvents(ctx, d.clock.Now().Add(-d.retention))
+	if err != nil {
+		return 0, fmt.Errorf("webhook: purge events: %w", err)
+	}
+	if n > 0 {
+		d.log.InfoContext(ctx, "purged events past their retention", "count", n, "retention", d.retention.String())
+	}
+	return n, nil
 }
 
 // DeliverDue runs one round: it reads up to BatchSize messages due by the clock, delivers them
@@ -271,7 +324,9 @@ func (d *Dispatcher) deliver(ctx context.Context, id string, roundStart time.Tim
 	if !m.Pending() || m.NextAttemptAt.After(roundStart) {
 		return outcomeSkipped, nil
 	}
+	started := d.clock.Now()
 	a := d.post(ctx, m)
+	took := d.clock.Now().Sub(started)
 	if !a.ok() && ctx.Err() != nil {
 		// The round was cancelled (shutdown): not the receiver's fault, so not an attempt. The
 		// message stays due and the next process sends it.
@@ -293,25 +348,28 @@ func (d *Dispatcher) deliver(ctx context.Context, id string, roundStart time.Tim
 		m.Attempts++
 		if a.ok() {
 			m.DeliveredAt, m.LastError = now, ""
+			m.RecordDelivery(bridge.DeliveryAttempt{At: started, Status: a.status, Duration: took})
 			return nil
 		}
 		m.LastError = a.problem
 		if a.excerpt != "" {
 			m.LastError += ": " + a.excerpt
 		}
+		m.RecordDelivery(bridge.DeliveryAttempt{At: started, Status: a.status, Error: m.LastError, Duration: took})
 		switch {
 		case a.status == http.StatusGone:
 			// The receiver says the endpoint is gone for good (Stripe's convention too):
 			// retrying for a day would only load it.
 			abandoned = "receiver answered 410 Gone"
-		case now.Sub(m.CreatedAt) >= d.retryWindow:
+		case now.Sub(m.RetryWindowStart()) >= d.retryWindow:
 			abandoned = "retry window of " + d.retryWindow.String() + " passed"
 		}
 		if abandoned != "" {
 			m.AbandonedAt = now
 			return nil
 		}
-		m.NextAttemptAt = now.Add(d.backoff(m.Attempts))
+		// A resend starts the backoff again from its first step.
+		m.NextAttemptAt = now.Add(d.backoff(m.Attempts - m.RetryBase))
 		return nil
 	})
 	if err != nil {
@@ -326,11 +384,14 @@ func (d *Dispatcher) deliver(ctx context.Context, id string, roundStart time.Tim
 	}
 	switch {
 	case a.ok():
+		d.delivered.Add(1)
 		d.log.InfoContext(ctx, "webhook delivered", attrs...)
 		return outcomeDelivered, nil
 	case abandoned != "":
+		d.abandoned.Add(1)
 		d.log.ErrorContext(ctx, "webhook abandoned", append(attrs, "problem", a.problem, "reason", abandoned)...)
 	default:
+		d.failed.Add(1)
 		d.log.WarnContext(ctx, "webhook delivery failed", append(attrs, "problem", a.problem, "nextAttemptAt", updated.NextAttemptAt)...)
 	}
 	return outcomeFailed, nil
@@ -396,16 +457,22 @@ func (d *Dispatcher) secrets(m *bridge.Merchant) []string {
 	return out
 }
 
-// backoff returns the wait after a message's attempts-th failed attempt: InitialBackoff doubled
-// per earlier failure, capped at MaxBackoff, then spread by ±20% so messages that failed together
-// do not retry together.
+// backoff returns the wait after a message's attempts-th failed attempt (see Backoff).
 func (d *Dispatcher) backoff(attempts int) time.Duration {
-	base := d.initialBackoff
-	for i := 1; i < attempts && base < d.maxBackoff; i++ {
+	return Backoff(attempts, d.initialBackoff, d.maxBackoff, d.random())
+}
+
+// Backoff is paybridge's wait before retrying a delivery after its attempts-th failure
+// (1-based): initial doubled per earlier failure, capped at maxWait, then spread by ±20% with
+// random (a number in [0, 1)) so deliveries that failed together do not retry together. The
+// dispatcher and `paybridge listen` both wait by it.
+func Backoff(attempts int, initial, maxWait time.Duration, random float64) time.Duration {
+	base := initial
+	for i := 1; i < attempts && base < maxWait; i++ {
 		base *= 2
 	}
-	base = min(base, d.maxBackoff)
-	return time.Duration(float64(base) * (0.8 + 0.4*d.random()))
+	base = min(base, maxWait)
+	return time.Duration(float64(base) * (0.8 + 0.4*random))
 }
 
 // signatureValues returns the header value and each hex v1 in it.

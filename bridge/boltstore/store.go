@@ -51,12 +51,17 @@ var (
 	bucketKeys         = []byte("keys")          // id → JSON bridge.APIKey
 	bucketKeyHash      = []byte("key_hash")      // hash → key id
 	bucketOutbox       = []byte("outbox")        // id → JSON bridge.OutboxMessage
-	bucketOutboxDue    = []byte("outbox_due")    // nextAttemptAt id → nil, pending only
-	bucketIdempotency  = []byte("idempotency")   // key → JSON bridge.IdempotencyRecord
+	bucketOutboxDue    = []byte("outbox_due")    // nextAttemptAt id → createdAt, pending only
+	// outbox_order and outbox_created came with the events API; a file without them has them
+	// made and filled when it is opened (same schema version: an older paybridge ignores them).
+	bucketOutboxOrder   = []byte("outbox_order")   // merchant \0 mode \0 createdAt id → type \0 sessionId
+	bucketOutboxCreated = []byte("outbox_created") // createdAt id → nil
+	bucketIdempotency   = []byte("idempotency")    // key → JSON bridge.IdempotencyRecord
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketSessionGUID, bucketSessionOrder, bucketSessionOpen,
 		bucketKeys, bucketKeyHash, bucketOutbox, bucketOutboxDue, bucketIdempotency,
+		bucketOutboxOrder, bucketOutboxCreated,
 	}
 
 	keySchemaVersion = []byte("schemaVersion")
@@ -128,9 +133,15 @@ func initSchema(db *bolt.DB) error {
 			}
 			// v < SchemaVersion would migrate here; version 1 is the first.
 		}
+		backfill := tx.Bucket(bucketOutbox) != nil && tx.Bucket(bucketOutboxOrder) == nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		if backfill {
+			if err := backfillEventIndexes(tx); err != nil {
+				return fmt.Errorf("index events: %w", err)
 			}
 		}
 		return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))

@@ -18,8 +18,14 @@ const (
 	sqlOutbox       = `SELECT doc FROM outbox WHERE id = $1`
 	sqlOutboxLock   = `SELECT doc FROM outbox WHERE id = $1 FOR UPDATE`
 	sqlDueOutbox    = `SELECT doc FROM outbox WHERE pending AND next_ns <= $1 ORDER BY next_ns, id LIMIT $2`
-	sqlInsertOutbox = `INSERT INTO outbox (id, merchant_id, pending, next_ns, doc) VALUES ($1, $2, $3, $4, $5)`
-	sqlUpdateOutbox = `UPDATE outbox SET merchant_id = $2, pending = $3, next_ns = $4, doc = $5, lease_until = NULL WHERE id = $1`
+	sqlInsertOutbox = `INSERT INTO outbox (id, merchant_id, pending, next_ns, doc, mode, session_id, type, created_ns)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	sqlUpdateOutbox = `UPDATE outbox SET merchant_id = $2, pending = $3, next_ns = $4, doc = $5,
+		mode = $6, session_id = $7, type = $8, created_ns = $9, lease_until = NULL WHERE id = $1`
+	sqlEventCursor = `SELECT created_ns FROM outbox WHERE id = $1 AND merchant_id = $2 AND mode = $3`
+	sqlPurgeEvents = `DELETE FROM outbox WHERE created_ns < $1 AND NOT pending`
+	// sqlOutboxPending reads only outbox_pending_created (an index-only scan once vacuumed).
+	sqlOutboxPending = `SELECT count(*), coalesce(min(created_ns), 0) FROM outbox WHERE pending`
 	// sqlClaimOutbox leases due messages no live lease holds; SKIP LOCKED lets nodes claiming at
 	// once take different messages instead of waiting on each other.
 	sqlClaimOutbox = `UPDATE outbox SET lease_until = now() + $3::float8 * interval '1 second' WHERE id IN (
@@ -68,7 +74,97 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]*bri
 
 // OutboxMessage implements bridge.OutboxStore.
 func (s *Store) OutboxMessage(ctx context.Context, id string) (*bridge.OutboxMessage, error) {
-	return getDoc[bridge.OutboxMessage](ctx, s.pool, "outbox message", id, sqlOutbox, id)
+	m, err := getDoc[bridge.OutboxMessage](ctx, s.pool, "outbox message", id, sqlOutbox, id)
+	if err != nil {
+		return nil, err
+	}
+	m.Fill()
+	return m, nil
+}
+
+// ListEvents implements bridge.OutboxStore, through outbox_events (or its by-type or by-session
+// sibling when that filter is set).
+func (s *Store) ListEvents(ctx context.Context, f bridge.EventFilter) ([]*bridge.OutboxMessage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f.MerchantID == "" || f.Mode == "" {
+		return nil, errors.New("pgstore: ListEvents needs MerchantID and Mode")
+	}
+	query, args := eventsQuery(f)
+	if f.StartingAfter != "" {
+		// A cursor from another merchant or mode is as unknown as a made-up one.
+		var createdNs int64
+		err := s.pool.QueryRow(ctx, sqlEventCursor, f.StartingAfter, f.MerchantID, string(f.Mode)).Scan(&createdNs)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("pgstore: event %s: %w", f.StartingAfter, bridge.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pgstore: read cursor %s: %w", f.StartingAfter, err)
+		}
+		args = append(args, createdNs, f.StartingAfter)
+	}
+	list, err := listDocs[bridge.OutboxMessage](ctx, s.pool, "outbox message", query, args...)
+	for _, m := range list {
+		m.Fill()
+	}
+	return list, err
+}
+
+// eventsQuery builds the query of f without its cursor's values, which follow args when
+// f.StartingAfter is set. Only the filters in use appear in the SQL, so the planner picks the
+// index that matches them.
+func eventsQuery(f bridge.EventFilter) (string, []any) {
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = defaultListLimit
+	case limit > maxListLimit:
+		limit = maxListLimit
+	}
+	var q strings.Builder
+	args := []any{f.MerchantID, string(f.Mode), limit}
+	q.WriteString(`SELECT doc FROM outbox WHERE merchant_id = $1 AND mode = $2`)
+	if f.Type != "" {
+		args = append(args, string(f.Type))
+		fmt.Fprintf(&q, ` AND type = $%d`, len(args))
+	}
+	if f.SessionID != "" {
+		args = append(args, f.SessionID)
+		fmt.Fprintf(&q, ` AND session_id = $%d`, len(args))
+	}
+	if f.StartingAfter != "" {
+		fmt.Fprintf(&q, ` AND (created_ns, id) < ($%d, $%d)`, len(args)+1, len(args)+2)
+	}
+	q.WriteString(` ORDER BY created_ns DESC, id DESC LIMIT $3`)
+	return q.String(), args
+}
+
+// PurgeEvents implements bridge.OutboxStore, through outbox_done_by_created.
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	tag, err := s.pool.Exec(ctx, sqlPurgeEvents, nanos(before))
+	if err != nil {
+		return 0, writeErr("purge events", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// OutboxPending implements bridge.OutboxStore, through outbox_pending_created.
+func (s *Store) OutboxPending(ctx context.Context) (int, time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, time.Time{}, err
+	}
+	var count, oldest int64
+	if err := s.pool.QueryRow(ctx, sqlOutboxPending).Scan(&count, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("pgstore: count pending outbox: %w", err)
+	}
+	if count == 0 {
+		return 0, time.Time{}, nil
+	}
+	return int(count), time.Unix(0, oldest).UTC(), nil
 }
 
 // UpdateOutbox implements bridge.OutboxStore. fn runs once, under the row's lock, on a private
@@ -80,6 +176,7 @@ func (s *Store) UpdateOutbox(ctx context.Context, id string, fn func(*bridge.Out
 		if err != nil {
 			return err
 		}
+		next.Fill()
 		if err := fn(next); err != nil {
 			return err
 		}
@@ -107,9 +204,12 @@ func outboxArgs(m *bridge.OutboxMessage) ([]any, error) {
 	if m.ID == "" {
 		return nil, errors.New("pgstore: outbox message has no id")
 	}
+	// A message that does not name its mode is listed in the mode its payload tells.
+	m.Fill()
 	doc, err := encode("outbox message", m.ID, m)
 	if err != nil {
 		return nil, err
 	}
-	return []any{m.ID, m.MerchantID, m.Pending(), nanos(m.NextAttemptAt), string(doc)}, nil
+	return []any{m.ID, m.MerchantID, m.Pending(), nanos(m.NextAttemptAt), string(doc),
+		string(m.Mode), m.SessionID, string(m.Type), nanos(m.CreatedAt)}, nil
 }

@@ -81,6 +81,12 @@ func testCancelledContext(t *testing.T, s bridge.Store) {
 			})
 			return err
 		}},
+		{"ListEvents", func(ctx context.Context) error {
+			_, err := s.ListEvents(ctx, bridge.EventFilter{MerchantID: "acme", Mode: bridge.ModeTest})
+			return err
+		}},
+		{"PurgeEvents", func(ctx context.Context) error { _, err := s.PurgeEvents(ctx, epoch.Add(1000*time.Hour)); return err }},
+		{"OutboxPending", func(ctx context.Context) error { _, _, err := s.OutboxPending(ctx); return err }},
 		{"ReserveIdempotency", func(ctx context.Context) error {
 			_, err := s.ReserveIdempotency(ctx, newRecord("acme/test/fresh", "hash", epoch))
 			return err

@@ -243,7 +243,11 @@ func writeOutbox(t *testing.T, s bridge.Store, msgs ...*bridge.OutboxMessage) {
 func normalizeMessage(m *bridge.OutboxMessage) *bridge.OutboxMessage {
 	c := *m
 	c.CreatedAt, c.NextAttemptAt = c.CreatedAt.UTC(), c.NextAttemptAt.UTC()
-	c.DeliveredAt, c.AbandonedAt = c.DeliveredAt.UTC(), c.AbandonedAt.UTC()
+	c.DeliveredAt, c.AbandonedAt, c.RetryFrom = c.DeliveredAt.UTC(), c.AbandonedAt.UTC(), c.RetryFrom.UTC()
+	c.Deliveries = slices.Clone(m.Deliveries)
+	for i := range c.Deliveries {
+		c.Deliveries[i].At = c.Deliveries[i].At.UTC()
+	}
 	c.Payload = slices.Clone(m.Payload)
 	if len(c.Payload) == 0 {
 		c.Payload = nil

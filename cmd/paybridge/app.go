@@ -120,6 +120,7 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 			// A 3xx is a failed delivery: a signed body never lands where the merchant did not say.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		RetryWindow: cfg.Webhooks.RetryWindow, InitialBackoff: cfg.Webhooks.InitialBackoff, MaxBackoff: cfg.Webhooks.MaxBackoff,
+		Retention: cfg.Events.Retention,
 		PreviousSecrets: func(id string) []string {
 			if m, err := merchants.Merchant(context.Background(), id); err == nil && m.Webhook.PreviousSecret != "" {
 				return []string{m.Webhook.PreviousSecret}
@@ -146,6 +147,7 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.server.ExportWebhookDeliveries(a.webhooks.Deliveries)
 	if a.fanout != nil {
 		// A key revoked or rolled, or an agent's tokens revoked, through any node ends the
 		// sockets it opened on every node at once: this node's events go out, theirs come in.

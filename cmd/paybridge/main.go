@@ -7,6 +7,7 @@
 //	paybridge backup --config F --out FILE [--force]          a consistent hot copy of the bbolt store
 //	paybridge check --config FILE                             validate a config, try VCC credentials
 //	paybridge reconcile --config FILE [--since 24h] [--json]  attempts whose VCC result disagrees with paybridge
+//	paybridge listen --forward-to URL [--api URL]             forward the merchant's events, signed, to a local URL
 //	paybridge version
 package main
 
@@ -49,6 +50,7 @@ Usage:
   paybridge backup --config F --out FILE [--force]
   paybridge check --config paybridge.yaml
   paybridge reconcile --config paybridge.yaml [--since 24h] [--json]
+  paybridge listen --forward-to URL [--api URL | --config F] [--api-key vp_sk_...] [--since-event vp_evt_...]
   paybridge version
 
 Run "paybridge <command> --help" for a command's flags.
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCheck(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "listen":
+		return runListen(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "paybridge", buildVersion())
 		return nil
