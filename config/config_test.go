@@ -396,15 +396,15 @@ func TestParseRejectsUnknownKeys(t *testing.T) {
 		{"top level", "listen: 127.0.0.1:8080\nlisten_addr: 127.0.0.1:9090\n",
 			[]string{"line 2: listen_addr: unknown key"}},
 		{"nested", "provider:\n  sessionLifetime: 15m\n  maxAttemps: 3\n",
-			[]string{"line 3: provider.maxAttemps: unknown key"}},
+			[]string{`line 3: provider.maxAttemps: unknown key; did you mean "maxAttempts"?`}},
 		{"case slip", "publicBaseURL: https://pay.example.com\n",
 			[]string{`line 1: publicBaseURL: unknown key; did you mean "publicBaseUrl"?`}},
 		{"in the second merchant", "merchants:\n  - id: a\n  - id: b\n    vcc:\n      clientID: x\n",
 			[]string{`line 5: merchants[1].vcc.clientID: unknown key; did you mean "clientId"?`}},
 		{"in a flow mapping", "merchants:\n  - {id: a, webhook: {url: 'https://x.example', secrett: whsec_x}}\n",
-			[]string{"line 2: merchants[0].webhook.secrett: unknown key"}},
+			[]string{`line 2: merchants[0].webhook.secrett: unknown key; did you mean "secret"?`}},
 		{"every one at once", "lsten: x\nlog:\n  colour: true\nmerchants:\n  - id: a\n    title: A\n",
-			[]string{"line 1: lsten: unknown key", "line 3: log.colour: unknown key", "line 6: merchants[0].title: unknown key"}},
+			[]string{`line 1: lsten: unknown key; did you mean "listen"?`, "line 3: log.colour: unknown key", "line 6: merchants[0].title: unknown key"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := config.Parse([]byte(tt.doc), env(nil))
@@ -920,6 +920,6 @@ func TestFieldErrorIsFoundThroughJoin(t *testing.T) {
 	_, err := config.Parse([]byte("provider: {maxAttemps: 3}\n"), env(nil))
 	var fe *config.FieldError
 	require.True(t, errors.As(err, &fe))
-	assert.Equal(t, config.FieldError{Path: "provider.maxAttemps", Line: 1, Problem: "unknown key"}, *fe)
-	assert.True(t, slices.Contains(problems(err), "line 1: provider.maxAttemps: unknown key"))
+	assert.Equal(t, config.FieldError{Path: "provider.maxAttemps", Line: 1, Problem: `unknown key; did you mean "maxAttempts"?`}, *fe)
+	assert.True(t, slices.Contains(problems(err), `line 1: provider.maxAttemps: unknown key; did you mean "maxAttempts"?`))
 }
