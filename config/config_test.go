@@ -102,7 +102,9 @@ func TestParseEmptyFileIsDefault(t *testing.T) {
 		c, err := config.Parse([]byte(doc), env(nil))
 		require.NoError(t, err, "%q", doc)
 		assert.Equal(t, config.Default(), c, "%q", doc)
-		assert.Equal(t, []string{"merchants: none configured; every request will fail authentication"}, c.Warnings())
+		assert.Empty(t, c.Warnings())
+		assert.Equal(t, []string{"merchants: none configured: add at least one (see config/example.yaml); every request would fail authentication"},
+			problems(c.CheckServable()), "valid, but serve and check refuse it")
 	}
 }
 
@@ -869,10 +871,11 @@ func TestWarnings(t *testing.T) {
 		want   []string
 	}{
 		{"none", func(*config.Config) {}, nil},
+		// An error for serve and check now: TestCheckServable.
 		{"active without VCC credentials", func(c *config.Config) {
 			c.Merchants[0].VCC.ClientSecret = ""
 			c.Merchants[0].VCC.TokenURL = ""
-		}, []string{"merchants[0] (acme): active without VCC credentials (missing vcc.tokenUrl, vcc.clientSecret); its sessions will fail with merchant_not_configured"}},
+		}, nil},
 		{"inactive without VCC credentials", func(c *config.Config) {
 			c.Merchants[0].Status = "inactive"
 			c.Merchants[0].VCC = config.MerchantVCC{}
@@ -922,4 +925,42 @@ func TestFieldErrorIsFoundThroughJoin(t *testing.T) {
 	require.True(t, errors.As(err, &fe))
 	assert.Equal(t, config.FieldError{Path: "provider.maxAttemps", Line: 1, Problem: `unknown key; did you mean "maxAttempts"?`}, *fe)
 	assert.True(t, slices.Contains(problems(err), `line 1: provider.maxAttemps: unknown key; did you mean "maxAttempts"?`))
+}
+
+// TestCheckServable: what serve and check refuse in a valid file, each by its key.
+func TestCheckServable(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(c *config.Config)
+		want   []string
+	}{
+		{"two merchants with credentials", func(*config.Config) {}, nil},
+		{"no merchants", func(c *config.Config) { c.Merchants = nil },
+			[]string{"merchants: none configured: add at least one (see config/example.yaml); every request would fail authentication"}},
+		{"active without its client secret", func(c *config.Config) { c.Merchants[0].VCC.ClientSecret = "" },
+			[]string{"merchants[0].vcc.clientSecret: required for an active merchant: set it (or PAYBRIDGE_MERCHANT_ACME_VCC_CLIENT_SECRET), or make the merchant status: inactive; without it every payment fails with merchant_not_configured"}},
+		{"active without URLs or client ID", func(c *config.Config) { c.Merchants[0].VCC = config.MerchantVCC{ClientSecret: "x"} },
+			[]string{
+				"merchants[0].vcc.tokenUrl: required for an active merchant: set it (or vcc.region), or make the merchant status: inactive; without it every payment fails with merchant_not_configured",
+				"merchants[0].vcc.apiBaseUrl: required for an active merchant: set it (or vcc.region), or make the merchant status: inactive; without it every payment fails with merchant_not_configured",
+				"merchants[0].vcc.clientId: required for an active merchant: set it, or make the merchant status: inactive; without it every payment fails with merchant_not_configured",
+			}},
+		{"inactive without credentials", func(c *config.Config) { c.Merchants[0].Status = "inactive"; c.Merchants[0].VCC = config.MerchantVCC{} }, nil},
+		{"pending without its client secret", func(c *config.Config) {
+			c.Merchants[0].Status = "pending_approval"
+			c.Merchants[0].VCC.ClientSecret = ""
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid(t)
+			tt.change(c)
+			require.NoError(t, c.Validate(), "valid: keys and reconcile may read it")
+			err := c.CheckServable()
+			assert.Equal(t, tt.want, problems(err))
+			if tt.want != nil {
+				var fe *config.FieldError
+				assert.ErrorAs(t, err, &fe)
+			}
+		})
+	}
 }

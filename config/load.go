@@ -58,6 +58,16 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// Locate names the file path in every problem of err, with the line of its key when the file has
+// it, as Load does: for problems found after loading, such as CheckServable's. Nil stays nil.
+func Locate(err error, path string) error {
+	if err == nil {
+		return nil
+	}
+	data, _ := os.ReadFile(path) // unreadable now: the problems keep no line
+	return inFile(err, path, data)
+}
+
 // inFile names file in every problem of err and finds the line of each that has none. A problem
 // that is not a *FieldError is led by the file's name.
 func inFile(err error, file string, data []byte) error {
