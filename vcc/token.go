@@ -181,7 +181,11 @@ func (c *Client) fetchToken(ctx context.Context, merchantID string, cfg *clientc
 			attrs = append(attrs, slog.Int("status", e.Status))
 		}
 		attrs = append(attrs, slog.String("error", string(e.Kind)))
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "vcc token request", attrs...)
+		level := slog.LevelDebug // returned: the caller logs it
+		if retry && attempt <= c.maxRetries && ctx.Err() == nil {
+			level = slog.LevelWarn
+		}
+		c.logger.LogAttrs(ctx, level, "vcc token request", attrs...)
 
 		if ctx.Err() != nil {
 			return "", time.Time{}, unavailable(ctx, err).bridgeError()
