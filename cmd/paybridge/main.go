@@ -82,12 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
-// buildVersion is the version alone: -X main.version, else the module's, else "(devel)".
-func buildVersion() string {
-	info, _ := debug.ReadBuildInfo()
-	return moduleVersion(version, info)
-}
-
+// moduleVersion is the version alone: -X main.version, else the module's, else "(devel)".
 func moduleVersion(ldVersion string, info *debug.BuildInfo) string {
 	if ldVersion != "" {
 		return ldVersion
