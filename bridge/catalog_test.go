@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -157,4 +158,37 @@ func TestErrorPublicFix(t *testing.T) {
 	// Each code's fallback is its own, not a shared string.
 	assert.NotEqual(t, bridge.Errorf(bridge.CodeAuthInvalidKey, "").PublicFix(),
 		bridge.Errorf(bridge.CodeSessionExpired, "").PublicFix())
+}
+
+// TestCatalogFixesFitASelfHostedService: paybridge is run by the merchant's own operator, so a fix
+// never sends anyone to a "support" that does not exist, and every limit or setting a fix can be
+// solved by names its configuration key. The seed's descriptions (pinned above) are left as they are.
+func TestCatalogFixesFitASelfHostedService(t *testing.T) {
+	for _, e := range bridge.Catalog() {
+		// VCC support is real (Vonage's); paybridge's own is the operator.
+		assert.NotContains(t, strings.ToLower(strings.ReplaceAll(e.Fix, "VCC support", "")), "support", "%s: a self-hosted service has no support desk to send callers to", e.Code)
+		assert.NotContains(t, strings.ToLower(e.Fix), "dashboard", "%s: paybridge has no dashboard", e.Code)
+	}
+	for _, tt := range []struct {
+		code bridge.Code
+		keys []string // configuration keys (or commands) the fix must name
+	}{
+		{bridge.CodeRateLimitExceeded, []string{"rateLimits.perIP", "trustedProxies"}},
+		{bridge.CodeRateLimitExceededPerKey, []string{"rateLimits.sessionCreatesPerKey", "Idempotency-Key"}},
+		{bridge.CodeAuthMerchantInactive, []string{"status: active"}},
+		{bridge.CodeMerchantNotOnboarded, []string{"status: active"}},
+		{bridge.CodeMerchantNotConfigured, []string{"paybridge check"}},
+		{bridge.CodeProviderUnavailable, []string{"paybridge check", "Idempotency-Key"}},
+		{bridge.CodeProviderAttestationFailed, []string{"provider.maxAttempts"}},
+		{bridge.CodeWebhookNotConfigured, []string{"vccWebhook.clientId"}},
+		{bridge.CodeWebhookMissingSignature, []string{"vccWebhook.clientId", "vccWebhook.signingSecret"}},
+		{bridge.CodeTransactionVerificationFailed, []string{"paybridge reconcile", "vcc.gateway"}},
+		{bridge.CodeSessionIntegrityError, []string{"masterKey", "X-Request-Id"}},
+		{bridge.CodeInternalError, []string{"X-Request-Id", "logs"}},
+		{bridge.CodeAuthServiceUnavailable, []string{"/readyz", "store.url"}},
+	} {
+		for _, k := range tt.keys {
+			assert.Contains(t, bridge.Info(tt.code).Fix, k, "%s", tt.code)
+		}
+	}
 }

@@ -253,7 +253,8 @@ func (s *Service) CreateSession(ctx context.Context, in *CreateSessionInput) (*S
 	ps, err := s.provider.CreateSession(ctx, m, s.providerRequest(sess, m))
 	if err != nil {
 		pub := AsError(err)
-		s.logger.WarnContext(ctx, "vcc create failed", "session", sess.ID, "merchant", m.ID, "code", pub.Code, "err", err)
+		// Not logged here: the caller (the HTTP request) logs the error, and finish logs the
+		// session failed with its code, so a VCC timeout is one line.
 		// A background context: the request may be cancelled already, the record must be written.
 		if _, ferr := s.finish(context.WithoutCancel(ctx), sess, m, finish{to: StatusFailed,
 			failure: &Failure{Code: pub.Code, Error: pub.Message}, quiet: true}); ferr != nil {

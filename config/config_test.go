@@ -103,7 +103,9 @@ func TestParseEmptyFileIsDefault(t *testing.T) {
 		c, err := config.Parse([]byte(doc), env(nil))
 		require.NoError(t, err, "%q", doc)
 		assert.Equal(t, config.Default(), c, "%q", doc)
-		assert.Equal(t, []string{"merchants: none configured; every request will fail authentication"}, c.Warnings())
+		assert.Empty(t, c.Warnings())
+		assert.Equal(t, []string{"merchants: none configured: add at least one (see config/example.yaml); every request would fail authentication"},
+			problems(c.CheckServable()), "valid, but serve and check refuse it")
 	}
 }
 
@@ -399,15 +401,15 @@ func TestParseRejectsUnknownKeys(t *testing.T) {
 		{"top level", "listen: 127.0.0.1:8080\nlisten_addr: 127.0.0.1:9090\n",
 			[]string{"line 2: listen_addr: unknown key"}},
 		{"nested", "provider:\n  sessionLifetime: 15m\n  maxAttemps: 3\n",
-			[]string{"line 3: provider.maxAttemps: unknown key"}},
+			[]string{`line 3: provider.maxAttemps: unknown key; did you mean "maxAttempts"?`}},
 		{"case slip", "publicBaseURL: https://pay.example.com\n",
 			[]string{`line 1: publicBaseURL: unknown key; did you mean "publicBaseUrl"?`}},
 		{"in the second merchant", "merchants:\n  - id: a\n  - id: b\n    vcc:\n      clientID: x\n",
 			[]string{`line 5: merchants[1].vcc.clientID: unknown key; did you mean "clientId"?`}},
 		{"in a flow mapping", "merchants:\n  - {id: a, webhook: {url: 'https://x.example', secrett: whsec_x}}\n",
-			[]string{"line 2: merchants[0].webhook.secrett: unknown key"}},
+			[]string{`line 2: merchants[0].webhook.secrett: unknown key; did you mean "secret"?`}},
 		{"every one at once", "lsten: x\nlog:\n  colour: true\nmerchants:\n  - id: a\n    title: A\n",
-			[]string{"line 1: lsten: unknown key", "line 3: log.colour: unknown key", "line 6: merchants[0].title: unknown key"}},
+			[]string{`line 1: lsten: unknown key; did you mean "listen"?`, "line 3: log.colour: unknown key", "line 6: merchants[0].title: unknown key"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := config.Parse([]byte(tt.doc), env(nil))
@@ -872,10 +874,11 @@ func TestWarnings(t *testing.T) {
 		want   []string
 	}{
 		{"none", func(*config.Config) {}, nil},
+		// An error for serve and check now: TestCheckServable.
 		{"active without VCC credentials", func(c *config.Config) {
 			c.Merchants[0].VCC.ClientSecret = ""
 			c.Merchants[0].VCC.TokenURL = ""
-		}, []string{"merchants[0] (acme): active without VCC credentials (missing vcc.tokenUrl, vcc.clientSecret); its sessions will fail with merchant_not_configured"}},
+		}, nil},
 		{"inactive without VCC credentials", func(c *config.Config) {
 			c.Merchants[0].Status = "inactive"
 			c.Merchants[0].VCC = config.MerchantVCC{}
@@ -923,6 +926,44 @@ func TestFieldErrorIsFoundThroughJoin(t *testing.T) {
 	_, err := config.Parse([]byte("provider: {maxAttemps: 3}\n"), env(nil))
 	var fe *config.FieldError
 	require.True(t, errors.As(err, &fe))
-	assert.Equal(t, config.FieldError{Path: "provider.maxAttemps", Line: 1, Problem: "unknown key"}, *fe)
-	assert.True(t, slices.Contains(problems(err), "line 1: provider.maxAttemps: unknown key"))
+	assert.Equal(t, config.FieldError{Path: "provider.maxAttemps", Line: 1, Problem: `unknown key; did you mean "maxAttempts"?`}, *fe)
+	assert.True(t, slices.Contains(problems(err), `line 1: provider.maxAttemps: unknown key; did you mean "maxAttempts"?`))
+}
+
+// TestCheckServable: what serve and check refuse in a valid file, each by its key.
+func TestCheckServable(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(c *config.Config)
+		want   []string
+	}{
+		{"two merchants with credentials", func(*config.Config) {}, nil},
+		{"no merchants", func(c *config.Config) { c.Merchants = nil },
+			[]string{"merchants: none configured: add at least one (see config/example.yaml); every request would fail authentication"}},
+		{"active without its client secret", func(c *config.Config) { c.Merchants[0].VCC.ClientSecret = "" },
+			[]string{"merchants[0].vcc.clientSecret: required for an active merchant: set it (or PAYBRIDGE_MERCHANT_ACME_VCC_CLIENT_SECRET), or make the merchant status: inactive; without it every payment fails with merchant_not_configured"}},
+		{"active without URLs or client ID", func(c *config.Config) { c.Merchants[0].VCC = config.MerchantVCC{ClientSecret: "x"} },
+			[]string{
+				"merchants[0].vcc.tokenUrl: required for an active merchant: set it (or vcc.region), or make the merchant status: inactive; without it every payment fails with merchant_not_configured",
+				"merchants[0].vcc.apiBaseUrl: required for an active merchant: set it (or vcc.region), or make the merchant status: inactive; without it every payment fails with merchant_not_configured",
+				"merchants[0].vcc.clientId: required for an active merchant: set it, or make the merchant status: inactive; without it every payment fails with merchant_not_configured",
+			}},
+		{"inactive without credentials", func(c *config.Config) { c.Merchants[0].Status = "inactive"; c.Merchants[0].VCC = config.MerchantVCC{} }, nil},
+		{"pending without its client secret", func(c *config.Config) {
+			c.Merchants[0].Status = "pending_approval"
+			c.Merchants[0].VCC.ClientSecret = ""
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid(t)
+			tt.change(c)
+			require.NoError(t, c.Validate(), "valid: keys and reconcile may read it")
+			err := c.CheckServable()
+			assert.Equal(t, tt.want, problems(err))
+			if tt.want != nil {
+				var fe *config.FieldError
+				assert.ErrorAs(t, err, &fe)
+			}
+		})
+	}
 }

@@ -7,34 +7,153 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
-// FieldError is one problem with one configuration key. Problem never quotes a secret.
+// FieldError is one problem with one configuration key, or with the file's YAML itself (Path
+// empty). Problem never quotes a secret.
 type FieldError struct {
-	Path    string // key path, such as merchants[0].vcc.tokenUrl
+	File    string // the file, when the configuration came from one (Load)
+	Path    string // key path, such as merchants[0].vcc.tokenUrl; empty for a YAML syntax error
 	Line    int    // line in the file, when known
 	Problem string
 }
 
-// Error implements error: "path: problem", led by "line N: " when the line is known.
+// Error implements error: "path: problem", led by "file:line: " as compilers print it when the
+// file is known (editors jump there), or by "line N: " when only the line is.
 func (e *FieldError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Path, e.Problem)
+	var b strings.Builder
+	switch {
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	case e.File != "":
+		b.WriteString(e.File + ": ")
+	case e.Line > 0:
+		fmt.Fprintf(&b, "line %d: ", e.Line)
 	}
-	return e.Path + ": " + e.Problem
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Problem)
+	return b.String()
 }
 
-// Load reads the YAML file at path and returns the configuration it describes; see Parse.
+// Load reads the YAML file at path and returns the configuration it describes; see Parse. Every
+// problem names the file, and the line of its key whenever the file has that key (a problem with
+// a value the file leaves to its default has no line).
 func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(data, getenv)
+	c, err := Parse(data, getenv)
+	if err != nil {
+		return nil, inFile(err, path, data)
+	}
+	return c, nil
+}
+
+// Locate names the file path in every problem of err, with the line of its key when the file has
+// it, as Load does: for problems found after loading, such as CheckServable's. Nil stays nil.
+func Locate(err error, path string) error {
+	if err == nil {
+		return nil
+	}
+	data, _ := os.ReadFile(path) // unreadable now: the problems keep no line
+	return inFile(err, path, data)
+}
+
+// inFile names file in every problem of err and finds the line of each that has none. A problem
+// that is not a *FieldError is led by the file's name.
+func inFile(err error, file string, data []byte) error {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		doc = yaml.Node{}
+	}
+	var errs []error
+	for _, e := range unjoin(err) {
+		var fe *FieldError
+		if !errors.As(e, &fe) {
+			errs = append(errs, fmt.Errorf("%s: %w", file, e))
+			continue
+		}
+		located := *fe
+		located.File = file
+		if located.Line == 0 {
+			located.Line = lineOf(&doc, located.Path)
+		}
+		errs = append(errs, &located)
+	}
+	return errors.Join(errs...)
+}
+
+// unjoin flattens errors joined with errors.Join.
+func unjoin(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// lineOf returns the line of the deepest node of doc on a key path such as
+// merchants[1].vcc.gateways[2].profile: the key itself when the file has it, otherwise the
+// nearest enclosing key or list item the file has (merchants[0] for a missing
+// merchants[0].id), or 0 when the file has none of it.
+func lineOf(doc *yaml.Node, path string) int {
+	n := doc
+	for n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n == nil || path == "" {
+		return 0
+	}
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		name, rest, _ := strings.Cut(part, "[")
+		steps := []string{name}
+		for rest != "" { // [0][1]: each index its own step
+			idx, after, _ := strings.Cut(rest, "]")
+			steps = append(steps, "["+idx)
+			rest = strings.TrimPrefix(after, "[")
+		}
+		for _, step := range steps {
+			for n.Kind == yaml.AliasNode {
+				n = n.Alias
+			}
+			var next *yaml.Node
+			switch {
+			case strings.HasPrefix(step, "[") && n.Kind == yaml.SequenceNode:
+				if i, err := strconv.Atoi(step[1:]); err == nil && i >= 0 && i < len(n.Content) {
+					next = n.Content[i]
+				}
+			case n.Kind == yaml.MappingNode:
+				key := strings.TrimPrefix(step, "[") // a map key: gateways[2]
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == key {
+						line, next = n.Content[i].Line, n.Content[i+1]
+						break
+					}
+				}
+			}
+			if next == nil {
+				return line
+			}
+			if strings.HasPrefix(step, "[") && n.Kind == yaml.SequenceNode {
+				line = next.Line
+			}
+			n = next
+		}
+	}
+	return line
 }
 
 // Parse returns the configuration data describes, in this order:
@@ -91,18 +210,20 @@ func decode(data []byte) (*Config, error) {
 			if errs := explain(data); len(errs) > 0 {
 				return nil, errors.Join(errs...)
 			}
-		} else if bytes.Contains(data, []byte("${")) {
-			// In a flow mapping, {secret: ${X}} ends the plain scalar at the first brace.
-			return nil, fmt.Errorf("config: %w (quote ${VAR} references inside {...} or [...]: \"${VAR}\")", err)
 		}
-		return nil, fmt.Errorf("config: %w", err)
+		se := syntaxError(data, err)
+		if bytes.Contains(data, []byte("${")) {
+			// In a flow mapping, {secret: ${X}} ends the plain scalar at the first brace.
+			se.Problem += ` (quote ${VAR} references inside {...} or [...]: "${VAR}")`
+		}
+		return nil, se
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, syntaxError(data, err)
 		}
-		return nil, fmt.Errorf("config: line %d: a second YAML document; the file must hold one", next.Line)
+		return nil, &FieldError{Line: next.Line, Problem: "a second YAML document; the file must hold one"}
 	}
 	return c, nil
 }
@@ -164,6 +285,22 @@ func explainNode(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			}
 			explainNode(v, f.Type, join(path, k.Value), errs)
 		}
+	case t.Kind() == reflect.Pointer:
+		explainNode(n, t.Elem(), path, errs) // frameAnnouncement: checked as what it points to
+	case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			bad(n.Line, "must be a mapping")
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			keyPath := fmt.Sprintf("%s[%s]", path, k.Value)
+			if k.Decode(reflect.New(t.Key()).Interface()) != nil {
+				*errs = append(*errs, &FieldError{Path: keyPath, Line: k.Line, Problem: "key must be " + describe(t.Key())})
+				continue
+			}
+			explainNode(v, t.Elem(), keyPath, errs)
+		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			bad(n.Line, "must be a list")
@@ -179,15 +316,88 @@ func explainNode(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 	}
 }
 
-// unknownKey says a key is unknown, suggesting the known one it differs from only in case
-// (clientID for clientId is the usual slip).
+// unknownKey says a key is unknown, suggesting the known key of t closest to it: one it differs
+// from only in case (clientID for clientId, the usual slip), else the nearest within a few typing
+// slips (listn for listen).
 func unknownKey(t reflect.Type, key string) string {
+	best, bestDist := "", 0
 	for i := range t.NumField() {
-		if name := yamlName(t.Field(i)); strings.EqualFold(name, key) {
+		name := yamlName(t.Field(i))
+		if strings.EqualFold(name, key) {
 			return fmt.Sprintf("unknown key; did you mean %q?", name)
 		}
+		d := editDistance(strings.ToLower(key), strings.ToLower(name))
+		if best == "" || d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	// A slip or two per word, not a different word: title is not name.
+	if best != "" && bestDist <= max(1, min(len(key), len(best))/4) {
+		return fmt.Sprintf("unknown key; did you mean %q?", best)
 	}
 	return "unknown key"
+}
+
+// editDistance is the optimal string alignment distance between a and b: the insertions,
+// deletions, substitutions and swaps of neighbours that turn one into the other (maxAttemps and
+// maxAtetmpts are each 1 from maxAttempts).
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	// d[i][j]: distance between ra[:i] and rb[:j]; three rows suffice for the swap.
+	prev2, prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1), make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}
+
+// yamlLine reads the line yaml.v3 puts in its syntax errors ("yaml: line 3: ...").
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// syntaxError reports YAML that does not parse, at the line where it goes wrong. yaml.v3 names
+// the line where the enclosing construct began, and for most parser errors counts it from 0 (an
+// unclosed [ on line 4 of a list item begun on line 3 is "line 2"), so the line is found here:
+// the first line at which the file, read up to it, fails the same way.
+func syntaxError(data []byte, err error) *FieldError {
+	msg := err.Error()
+	line := 0
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for n := 1; n <= len(lines) && n <= 5000; n++ {
+		var doc yaml.Node
+		dec := yaml.NewDecoder(bytes.NewReader(bytes.Join(lines[:n], nil)))
+		var perr error
+		for perr == nil {
+			perr = dec.Decode(&doc)
+		}
+		if errors.Is(perr, io.EOF) {
+			continue
+		}
+		if pm := perr.Error(); strings.HasSuffix(pm, ": "+msg) || pm == "yaml: "+msg {
+			line = n
+			break
+		}
+	}
+	return &FieldError{Line: line, Problem: "YAML: " + msg}
 }
 
 // describe names what a value of type t looks like in YAML.

@@ -88,7 +88,8 @@ var merchantStatuses = []string{StatusActive, StatusPendingApproval, StatusDenie
 
 // Validate checks every setting and returns all problems at once, joined with errors.Join in
 // file order; each is a *FieldError naming the exact key path. A merchant without VCC
-// credentials is valid (its requests answer merchant_not_configured); Warnings lists it.
+// credentials, and a file without merchants, are valid here (keys and reconcile may read them);
+// serve and check refuse them through CheckServable.
 func (c *Config) Validate() error {
 	var p problems
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
@@ -306,28 +307,45 @@ func validateOrigin(p *problems, path, origin string) {
 	}
 }
 
+// CheckServable returns what makes a valid configuration unfit to serve: no merchant at all
+// (every request would fail authentication), or an active merchant without its VCC credentials
+// (every payment would fail with merchant_not_configured; usually the variable holding the secret
+// is not set). serve and check refuse it; a merchant that is not active may lack credentials.
+// Problems are *FieldError, joined with errors.Join.
+func (c *Config) CheckServable() error {
+	var p problems
+	if len(c.Merchants) == 0 {
+		p.add("merchants", "none configured: add at least one (see config/example.yaml); every request would fail authentication")
+	}
+	for i, m := range c.Merchants {
+		if m.Status != StatusActive {
+			continue
+		}
+		for _, f := range []struct{ key, value string }{
+			{"tokenUrl", m.VCC.TokenURL}, {"apiBaseUrl", m.VCC.APIBaseURL},
+			{"clientId", m.VCC.ClientID}, {"clientSecret", m.VCC.ClientSecret},
+		} {
+			if f.value != "" {
+				continue
+			}
+			how := "set it"
+			switch f.key {
+			case "tokenUrl", "apiBaseUrl":
+				how = "set it (or vcc.region)"
+			case "clientSecret":
+				how = "set it (or " + MerchantEnvPrefix(m.ID) + EnvVCCClientSecret + ")"
+			}
+			p.add(fmt.Sprintf("merchants[%d].vcc.%s", i, f.key),
+				"required for an active merchant: %s, or make the merchant status: inactive; without it every payment fails with merchant_not_configured", how)
+		}
+	}
+	return errors.Join(p...)
+}
+
 // Warnings lists settings that are valid but probably not what was meant.
 func (c *Config) Warnings() []string {
 	var w []string
-	if len(c.Merchants) == 0 {
-		w = append(w, "merchants: none configured; every request will fail authentication")
-	}
 	for i, m := range c.Merchants {
-		if m.Status == StatusActive {
-			var missing []string
-			for _, f := range []struct{ key, value string }{
-				{"tokenUrl", m.VCC.TokenURL}, {"apiBaseUrl", m.VCC.APIBaseURL},
-				{"clientId", m.VCC.ClientID}, {"clientSecret", m.VCC.ClientSecret},
-			} {
-				if f.value == "" {
-					missing = append(missing, "vcc."+f.key)
-				}
-			}
-			if len(missing) > 0 {
-				w = append(w, fmt.Sprintf("merchants[%d] (%s): active without VCC credentials (missing %s); its sessions will fail with merchant_not_configured",
-					i, m.ID, strings.Join(missing, ", ")))
-			}
-		}
 		if m.VCC.SkipCallTransfer {
 			w = append(w, fmt.Sprintf("merchants[%d].vcc.skipCallTransfer (%s): true is for testing only; VCC will not transfer a live call", i, m.ID))
 		}

@@ -135,8 +135,9 @@ func New(opts Options) *Client {
 		SetRetryMaxWaitTime(c.waitMax).
 		SetRetryAfter(retryAfter).
 		AddRetryCondition(func(resp *resty.Response, err error) bool {
-			c.logAttempt(resp, err)
-			return retryable(resp, err)
+			retry := retryable(resp, err)
+			c.logAttempt(resp, err, retry && resp != nil && resp.Request != nil && resp.Request.Attempt <= c.maxRetries)
+			return retry
 		})
 	return c
 }
@@ -182,7 +183,7 @@ func (c *Client) do(ctx context.Context, m *bridge.Merchant, method, path string
 		}
 		resp, err := req.Execute(method, url)
 		if c.maxRetries == 0 {
-			c.logAttempt(resp, err) // resty runs no retry condition, which logs, without retries
+			c.logAttempt(resp, err, false) // resty runs no retry condition, which logs, without retries
 		}
 		if err == nil && ctx.Err() != nil && c.maxRetries > 0 && retryable(resp, nil) {
 			// resty stops without an error when the context ends as a transient answer arrives:
@@ -212,7 +213,10 @@ func (c *Client) do(ctx context.Context, m *bridge.Merchant, method, path string
 type merchantKey struct{}
 
 // logAttempt logs one attempt: method, path, status, attempt, duration. Never headers or bodies.
-func (c *Client) logAttempt(resp *resty.Response, err error) {
+// A failed attempt is a warning only when it is retried, since nobody else hears of it; a failure
+// returned is the caller's to log, once (a VCC timeout is one line, the request's), so its
+// attempt is a debug line.
+func (c *Client) logAttempt(resp *resty.Response, err error, retried bool) {
 	if resp == nil || resp.Request == nil || resp.Request.RawRequest == nil {
 		return
 	}
@@ -227,13 +231,12 @@ func (c *Client) logAttempt(resp *resty.Response, err error) {
 	}
 	level := slog.LevelDebug
 	if err != nil {
-		level = slog.LevelWarn
 		attrs = append(attrs, slog.String("error", transportErrorText(err)))
 	} else {
 		attrs = append(attrs, slog.Int("status", resp.StatusCode()))
-		if resp.StatusCode() >= 400 {
-			level = slog.LevelWarn
-		}
+	}
+	if retried {
+		level = slog.LevelWarn
 	}
 	c.logger.LogAttrs(ctx, level, "vcc request", attrs...)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -65,10 +66,27 @@ func (e *Error) Error() string {
 		b.WriteString(e.Text)
 	}
 	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		if text := causeText(e.Err); text != "" {
+			b.WriteString(": ")
+			b.WriteString(text)
+		}
 	}
 	return b.String()
+}
+
+// causeText is err's text, except for a timeout: the message of the public error wrapping e
+// already says VCC did not answer in time, so only the request is named ("Post <url>"), and
+// the timeout is worded once in the line that logs it. errors.Is still finds the deadline.
+func causeText(err error) string {
+	var nerr net.Error
+	if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &nerr) && nerr.Timeout()) {
+		return err.Error()
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Op + " " + uerr.URL
+	}
+	return ""
 }
 
 // Unwrap returns the underlying transport or context error, so errors.Is(err,

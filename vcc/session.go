@@ -331,7 +331,8 @@ func (c *Client) unreadable(resp *resty.Response, m *bridge.Merchant, cause erro
 	return (&Error{Kind: KindUnavailable, Status: resp.StatusCode(), Err: cause}).bridgeError()
 }
 
-// logFailure logs a failed call's public code and VCC's error kind; never a body or token.
+// logFailure logs a failed call's public code and VCC's error kind; never a body or token. Debug:
+// the error is returned, and the caller logs it with what it was doing.
 func (c *Client) logFailure(ctx context.Context, m *bridge.Merchant, msg string, err error) {
 	attrs := []slog.Attr{slog.String("merchant", m.ID), slog.String("code", string(bridge.ErrorCode(err)))}
 	var e *Error
@@ -341,5 +342,5 @@ func (c *Client) logFailure(ctx context.Context, m *bridge.Merchant, msg string,
 			attrs = append(attrs, slog.Int("status", e.Status))
 		}
 	}
-	c.logger.LogAttrs(ctx, slog.LevelWarn, msg, attrs...)
+	c.logger.LogAttrs(ctx, slog.LevelDebug, msg, attrs...)
 }

@@ -181,7 +181,11 @@ func (c *Client) fetchToken(ctx context.Context, merchantID string, cfg *clientc
 			attrs = append(attrs, slog.Int("status", e.Status))
 		}
 		attrs = append(attrs, slog.String("error", string(e.Kind)))
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "vcc token request", attrs...)
+		level := slog.LevelDebug // returned: the caller logs it
+		if retry && attempt <= c.maxRetries && ctx.Err() == nil {
+			level = slog.LevelWarn
+		}
+		c.logger.LogAttrs(ctx, level, "vcc token request", attrs...)
 
 		if ctx.Err() != nil {
 			return "", time.Time{}, unavailable(ctx, err).bridgeError()
@@ -208,8 +212,11 @@ func (c *Client) fetchToken(ctx context.Context, merchantID string, cfg *clientc
 func (c *Client) tokenFailure(err error, secret string) (e *Error, retry bool, wait time.Duration) {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
-		if transient(err) {
-			return &Error{Kind: KindUnavailable, Err: err}, true, 0
+		var ue *url.Error
+		if transient(err) || errors.As(err, &ue) {
+			// No answer (a TLS failure or a bad URL too): the cause is kept for the logs and
+			// paybridge check, which names it.
+			return &Error{Kind: KindUnavailable, Err: err}, transient(err), 0
 		}
 		// A 2xx body oauth2 could not read, or one without access_token.
 		return &Error{Kind: KindUnavailable, Status: http.StatusOK, Err: errors.New("unreadable token response")}, false, 0

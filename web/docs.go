@@ -42,7 +42,8 @@ var errorDocsPage = template.Must(template.New("codes").Parse(`<!doctype html>
 <h1>Error codes</h1>
 <p class="lede">Every error paybridge returns is JSON with <code>error</code>, <code>code</code>, <code>fix</code> and
 <code>docs</code> (plus <code>param</code> when one field is at fault, and <code>requestId</code>), and every response carries an
-<code>X-Request-Id</code> header: include it when you contact support. {{len .}} codes in all.</p>
+<code>X-Request-Id</code> header: give it to your paybridge operator, who finds every log line of the request by it.
+{{len .}} codes in all.</p>
 <table class="codes"><thead><tr><th>Code</th><th>HTTP</th><th>Description</th></tr></thead><tbody>
 {{range .}}<tr><td><a href="#{{.Code}}"><code>{{.Code}}</code></a></td><td>{{.Status}}</td><td>{{.Description}}</td></tr>
 {{end}}</tbody></table>

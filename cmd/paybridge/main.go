@@ -81,7 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "listen":
 		return runListen(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "paybridge", buildVersion())
+		info, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionLine(version, info))
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -91,14 +92,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
-func buildVersion() string {
-	if version != "" {
-		return version
+// moduleVersion is the version alone: -X main.version, else the module's, else "(devel)".
+func moduleVersion(ldVersion string, info *debug.BuildInfo) string {
+	if ldVersion != "" {
+		return ldVersion
 	}
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+	if info != nil && info.Main.Version != "" {
 		return info.Main.Version
 	}
 	return "(devel)"
+}
+
+// versionLine is what `paybridge version` prints: "paybridge <version> (<commit>[+dirty],
+// <commit time>) <go version>" when the build recorded its VCS state (go build in a git
+// checkout does), and says so when it did not (a build from a source tree without .git, such
+// as the Docker build context, or -buildvcs=false) rather than leave the commit out silently.
+func versionLine(ldVersion string, info *debug.BuildInfo) string {
+	v := moduleVersion(ldVersion, info)
+	if info == nil {
+		return "paybridge " + v + " (no build information)"
+	}
+	var revision, when, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if revision == "" {
+		return fmt.Sprintf("paybridge %s (no VCS information in this build) %s", v, info.GoVersion)
+	}
+	commit := revision[:min(len(revision), 12)]
+	if modified == "true" {
+		commit += "+dirty" // built with uncommitted changes: the commit alone does not say what ran
+	}
+	if when != "" {
+		commit += ", " + when
+	}
+	return fmt.Sprintf("paybridge %s (%s) %s", v, commit, info.GoVersion)
 }
 
 // newFlags returns a flag set for one command that reports errors instead of exiting.
