@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/paybridge/paybridge/internal/backoff"
 )
 
 // Defaults of a Client's options.
@@ -307,15 +309,9 @@ func retryStatus(status int) bool {
 
 // backoff is the wait before retry n (1-based): waitMin doubling per retry, capped at waitMax,
 // with "equal jitter" (half fixed, half random) so that many clients refused at once do not come
-// back at once.
+// back at once; paybridge's one backoff rule.
 func (c *Client) backoff(n int) time.Duration {
-	d := c.waitMin
-	for i := 1; i < n && d < c.waitMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.waitMax)
-	half := d / 2
-	return half + mrand.N(half+1)
+	return backoff.Wait(n, c.waitMin, c.waitMax, mrand.Float64())
 }
 
 // retryAfter reads a Retry-After value, delay-seconds or an HTTP date; 0 when absent or

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/internal/backoff"
 )
 
 // DefaultTokenLifetime is assumed when VCC's token response carries no expires_in (VCC's
@@ -283,13 +284,8 @@ func tokenLifetime(tok *oauth2.Token) time.Duration {
 	return DefaultTokenLifetime
 }
 
-// backoff is the jittered exponential wait before retry number attempt+1 (attempt counts from
-// 0), between RetryWaitMin and RetryWaitMax, as resty computes it for Payment API calls.
+// backoff is the wait before retry number attempt+1 (attempt counts from 0): paybridge's one
+// backoff rule (the same as resty's for Payment API calls), never below RetryWaitMin.
 func (c *Client) backoff(attempt int) time.Duration {
-	d := c.waitMax
-	if attempt < 30 {
-		d = min(c.waitMax, c.waitMin<<attempt)
-	}
-	half := d / 2
-	return max(half+rand.N(half+1), c.waitMin)
+	return max(backoff.Wait(attempt+1, c.waitMin, c.waitMax, rand.Float64()), c.waitMin)
 }

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/internal/backoff"
 )
 
 // Defaults of DispatcherOptions.
@@ -457,22 +458,10 @@ func (d *Dispatcher) secrets(m *bridge.Merchant) []string {
 	return out
 }
 
-// backoff returns the wait after a message's attempts-th failed attempt (see Backoff).
+// backoff returns the wait after a message's attempts-th failed attempt: paybridge's one backoff
+// rule (internal/backoff), from InitialBackoff up to MaxBackoff.
 func (d *Dispatcher) backoff(attempts int) time.Duration {
-	return Backoff(attempts, d.initialBackoff, d.maxBackoff, d.random())
-}
-
-// Backoff is paybridge's wait before retrying a delivery after its attempts-th failure
-// (1-based): initial doubled per earlier failure, capped at maxWait, then spread by ±20% with
-// random (a number in [0, 1)) so deliveries that failed together do not retry together. The
-// dispatcher and `paybridge listen` both wait by it.
-func Backoff(attempts int, initial, maxWait time.Duration, random float64) time.Duration {
-	base := initial
-	for i := 1; i < attempts && base < maxWait; i++ {
-		base *= 2
-	}
-	base = min(base, maxWait)
-	return time.Duration(float64(base) * (0.8 + 0.4*random))
+	return backoff.Wait(attempts, d.initialBackoff, d.maxBackoff, d.random())
 }
 
 // signatureValues returns the header value and each hex v1 in it.

@@ -108,8 +108,9 @@ func failFirst(status int) func(n int) int {
 	}
 }
 
-// noJitter makes every backoff exactly its base.
-func noJitter() float64 { return 0.5 }
+// lowestJitter makes every backoff exactly the lower end of its step: half of it (the backoff
+// rule's equal jitter puts a wait in [step/2, step)).
+func lowestJitter() float64 { return 0 }
 
 // env is a store, a clock, a log sink and one merchant whose endpoint is url.
 type env struct {
@@ -261,10 +262,10 @@ func TestDeliverRetriesWithBackoff(t *testing.T) {
 		return http.StatusNoContent
 	})
 	e := newEnv(t, rc.srv.URL)
-	d := e.dispatcher(webhook.DispatcherOptions{InitialBackoff: 30 * time.Second, MaxBackoff: time.Hour, Random: noJitter})
+	d := e.dispatcher(webhook.DispatcherOptions{InitialBackoff: 30 * time.Second, MaxBackoff: time.Hour, Random: lowestJitter})
 	msg := e.writeMessage(t, "acme")
 
-	wait := 30 * time.Second
+	wait := 15 * time.Second // half the first step, 30s: lowestJitter
 	for attempt := 1; attempt <= failures; attempt++ {
 		e.round(t, d, 0, 1)
 		stored := e.message(t, msg.ID)
@@ -294,7 +295,7 @@ func TestDeliverRetriesWithBackoff(t *testing.T) {
 
 func TestBackoffGrowsCapsAndJitters(t *testing.T) {
 	const initial, maxWait = 30 * time.Second, time.Hour
-	// The wait before jitter after the n-th failure: 30s doubling, capped at 1h.
+	// The step after the n-th failure: 30s doubling, capped at 1h; the wait lies in [step/2, step).
 	bases := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute,
 		16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour, time.Hour, time.Hour, time.Hour}
 
@@ -303,9 +304,9 @@ func TestBackoffGrowsCapsAndJitters(t *testing.T) {
 		random func() float64
 		factor func(base time.Duration) (lo, hi time.Duration)
 	}{
-		{"lowest jitter", func() float64 { return 0 }, func(b time.Duration) (time.Duration, time.Duration) { return b * 8 / 10, b * 8 / 10 }},
-		{"highest jitter", func() float64 { return 0.999999 }, func(b time.Duration) (time.Duration, time.Duration) { return b * 119 / 100, b * 12 / 10 }},
-		{"real random source", nil, func(b time.Duration) (time.Duration, time.Duration) { return b * 8 / 10, b * 12 / 10 }},
+		{"lowest jitter", func() float64 { return 0 }, func(b time.Duration) (time.Duration, time.Duration) { return b / 2, b / 2 }},
+		{"highest jitter", func() float64 { return 0.999999 }, func(b time.Duration) (time.Duration, time.Duration) { return b * 99 / 100, b }},
+		{"real random source", nil, func(b time.Duration) (time.Duration, time.Duration) { return b / 2, b }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -397,14 +398,14 @@ func TestFailuresBeforeSending(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, rc.srv.URL)
-			d := e.dispatcher(webhook.DispatcherOptions{Merchants: bridge.StaticMerchants{tc.merchant}, Random: noJitter})
+			d := e.dispatcher(webhook.DispatcherOptions{Merchants: bridge.StaticMerchants{tc.merchant}, Random: lowestJitter})
 			msg := e.writeMessage(t, "acme")
 
 			e.round(t, d, 0, 1)
 			stored := e.message(t, msg.ID)
 			assert.Equal(t, 1, stored.Attempts)
 			assert.Equal(t, tc.want, stored.LastError)
-			assert.True(t, stored.NextAttemptAt.Equal(e.clock.Now().Add(30*time.Second)))
+			assert.True(t, stored.NextAttemptAt.Equal(e.clock.Now().Add(15*time.Second)), "half the first step, 30s")
 			assert.NotContains(t, e.logs.String(), "hush")
 		})
 	}

@@ -23,7 +23,7 @@ func TestAttemptsRecorded(t *testing.T) {
 		return http.StatusNoContent
 	})
 	e := newEnv(t, rc.srv.URL)
-	d := e.dispatcher(webhook.DispatcherOptions{Random: noJitter, InitialBackoff: time.Second, MaxBackoff: time.Second, RetryWindow: time.Hour})
+	d := e.dispatcher(webhook.DispatcherOptions{Random: lowestJitter, InitialBackoff: time.Second, MaxBackoff: time.Second, RetryWindow: time.Hour})
 	msg := e.writeMessage(t, "acme")
 
 	var times []time.Time
@@ -75,7 +75,7 @@ func TestResendOpensAFreshWindow(t *testing.T) {
 	rc.answer(func(int) int { return http.StatusInternalServerError })
 	e := newEnv(t, rc.srv.URL)
 	const window = 2 * time.Hour
-	d := e.dispatcher(webhook.DispatcherOptions{Random: noJitter, RetryWindow: window})
+	d := e.dispatcher(webhook.DispatcherOptions{Random: lowestJitter, RetryWindow: window})
 	msg := e.writeMessage(t, "acme")
 	for i := 0; e.message(t, msg.ID).Pending(); i++ {
 		require.Less(t, i, 100)
@@ -98,7 +98,7 @@ func TestResendOpensAFreshWindow(t *testing.T) {
 	e.round(t, d, 0, 1)
 	got := e.message(t, msg.ID)
 	assert.True(t, got.Pending(), "failed once, inside the fresh window: still pending")
-	assert.Equal(t, 30*time.Second, got.NextAttemptAt.Sub(e.clock.Now()), "the backoff starts again at its first step")
+	assert.Equal(t, 15*time.Second, got.NextAttemptAt.Sub(e.clock.Now()), "the backoff starts again at its first step (30s, at its lowest jitter)")
 	for i := 0; e.message(t, msg.ID).Pending(); i++ {
 		require.Less(t, i, 100)
 		e.clock.Set(e.message(t, msg.ID).NextAttemptAt)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/paybridge/paybridge/bridge"
 	"github.com/paybridge/paybridge/client"
+	"github.com/paybridge/paybridge/internal/backoff"
 	"github.com/paybridge/paybridge/webhook"
 )
 
@@ -233,7 +234,7 @@ func (l *listener) send(ctx context.Context, ev *client.Event) string {
 			}
 			return outcome
 		}
-		wait := webhook.Backoff(attempt+1, l.o.retryWait, 8*l.o.retryWait, rand.Float64())
+		wait := backoff.Wait(attempt+1, l.o.retryWait, 8*l.o.retryWait, rand.Float64())
 		select {
 		case <-ctx.Done():
 			return outcome
