@@ -32,6 +32,7 @@ type Config struct {
 	TLS            TLS         `yaml:"tls"`            // default none: plain HTTP (behind a TLS proxy)
 	TrustedProxies []string    `yaml:"trustedProxies"` // CIDRs or addresses whose forwarding headers are believed; default none
 	HTTP           HTTP        `yaml:"http"`
+	Metrics        Metrics     `yaml:"metrics"`
 	Log            Log         `yaml:"log"`
 	Provider       Provider    `yaml:"provider"`
 	Sessions       Sessions    `yaml:"sessions"`
@@ -43,6 +44,13 @@ type Config struct {
 	Webhooks       Webhooks    `yaml:"webhooks"`
 	VCC            VCCClient   `yaml:"vcc"`
 	Merchants      []Merchant  `yaml:"merchants"`
+}
+
+// Metrics says where Prometheus metrics are served.
+type Metrics struct {
+	// Listen, if set (host:port), serves GET /metrics on its own address, only there: the API
+	// listener then answers /metrics as any unknown path. Default "": on the API listener.
+	Listen string `yaml:"listen"`
 }
 
 // Log says how paybridge logs.
