@@ -114,7 +114,7 @@ func (r *reloader) merchants(next []config.Merchant) int {
 		if before == nil {
 			changes++
 			r.logger.Info("configuration reload: merchant added", "merchant", m.ID, "status", m.Status,
-				"allowedOrigins", m.AllowedOrigins)
+				"allowedOrigins", strings.Join(m.AllowedOrigins, " "))
 			continue
 		}
 		fields := changedKeys("", reflect.ValueOf(*before), reflect.ValueOf(m))
@@ -122,10 +122,11 @@ func (r *reloader) merchants(next []config.Merchant) int {
 			continue
 		}
 		changes++
-		attrs := []any{"merchant", m.ID, "fields", fields}
+		// Lists as space-separated text: the process log handler writes attribute values as text.
+		attrs := []any{"merchant", m.ID, "fields", strings.Join(fields, " ")}
 		if slices.Contains(fields, "allowedOrigins") {
-			attrs = append(attrs, "originsAdded", missingFrom(m.AllowedOrigins, before.AllowedOrigins),
-				"originsRemoved", missingFrom(before.AllowedOrigins, m.AllowedOrigins))
+			attrs = append(attrs, "originsAdded", strings.Join(missingFrom(m.AllowedOrigins, before.AllowedOrigins), " "),
+				"originsRemoved", strings.Join(missingFrom(before.AllowedOrigins, m.AllowedOrigins), " "))
 		}
 		r.logger.Info("configuration reload: merchant changed", attrs...)
 	}
@@ -138,7 +139,7 @@ func (r *reloader) merchants(next []config.Merchant) int {
 
 // missingFrom returns the values of a not in b.
 func missingFrom(a, b []string) []string {
-	out := []string{}
+	var out []string
 	for _, v := range a {
 		if !slices.Contains(b, v) {
 			out = append(out, v)
