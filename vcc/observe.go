@@ -81,11 +81,16 @@ func (t *observedTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return resp, nil
 }
 
-// failureOutcome classifies an attempt that got no (whole) answer.
+// failureOutcome classifies an attempt that got no (whole) answer. http.Client puts its
+// per-attempt deadline on the request's context, but cancels a wrapped transport's request
+// through Request.Cancel, which may win the race with the context (the error is then "request
+// canceled"): so a failure at or past the request's deadline is a timeout, whatever its text.
 func failureOutcome(req *http.Request, err error) string {
 	var nerr net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() ||
-		errors.Is(req.Context().Err(), context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() {
+		return OutcomeTimeout
+	}
+	if deadline, ok := req.Context().Deadline(); ok && !time.Now().Before(deadline) {
 		return OutcomeTimeout
 	}
 	return OutcomeError
