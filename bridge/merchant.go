@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // MerchantStatus is where a merchant stands with onboarding.
@@ -148,3 +149,79 @@ func (s StaticMerchants) Merchant(_ context.Context, id string) (*Merchant, erro
 
 // Merchants implements MerchantDirectory.
 func (s StaticMerchants) Merchants(context.Context) ([]*Merchant, error) { return s, nil }
+
+// ReloadableMerchants is a MerchantDirectory whose merchants a configuration reload replaces
+// while paybridge runs. As a MerchantDirectory it answers the merchants configured now: a
+// removed merchant's keys stop working, its origins stop being allowed, it gets no new session.
+//
+// Sessions already open for a removed merchant must still settle: VCC cannot end a provider
+// session, so the customer may be paying on its page right now. Settling is the directory for
+// that work (polling, restarts, expiry, the outcome webhook): it also answers removed merchants,
+// as last configured, until the process ends.
+type ReloadableMerchants struct {
+	mu      sync.RWMutex
+	current StaticMerchants
+	removed map[string]*Merchant // by id: as last configured, for sessions still settling
+}
+
+// NewReloadableMerchants returns a directory holding list.
+func NewReloadableMerchants(list []*Merchant) *ReloadableMerchants {
+	return &ReloadableMerchants{current: slices.Clone(list), removed: make(map[string]*Merchant)}
+}
+
+// Merchant implements MerchantDirectory: configured merchants only.
+func (r *ReloadableMerchants) Merchant(ctx context.Context, id string) (*Merchant, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.current.Merchant(ctx, id)
+}
+
+// Merchants implements MerchantDirectory: configured merchants only.
+func (r *ReloadableMerchants) Merchants(context.Context) ([]*Merchant, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.current), nil
+}
+
+// Replace makes list the configured merchants. One missing from list is kept for Settling; one
+// that comes back is configured again, with its new configuration. The Merchant values handed
+// out before stay as they were: callers holding one finish with it.
+func (r *ReloadableMerchants) Replace(list []*Merchant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.current {
+		if !slices.ContainsFunc(list, func(n *Merchant) bool { return n.ID == m.ID }) {
+			r.removed[m.ID] = m
+		}
+	}
+	for _, m := range list {
+		delete(r.removed, m.ID)
+	}
+	r.current = slices.Clone(list)
+}
+
+// Settling returns the directory for work on sessions that already exist: it answers every
+// configured merchant and, after them, every removed one as last configured. Its Merchants
+// lists the configured ones only.
+func (r *ReloadableMerchants) Settling() MerchantDirectory { return settlingMerchants{r} }
+
+// settlingMerchants is ReloadableMerchants.Settling.
+type settlingMerchants struct{ r *ReloadableMerchants }
+
+// Merchant implements MerchantDirectory.
+func (s settlingMerchants) Merchant(ctx context.Context, id string) (*Merchant, error) {
+	s.r.mu.RLock()
+	defer s.r.mu.RUnlock()
+	if m, err := s.r.current.Merchant(ctx, id); err == nil {
+		return m, nil
+	}
+	if m := s.r.removed[id]; m != nil {
+		return m, nil
+	}
+	return nil, ErrNotFound
+}
+
+// Merchants implements MerchantDirectory.
+func (s settlingMerchants) Merchants(ctx context.Context) ([]*Merchant, error) {
+	return s.r.Merchants(ctx)
+}

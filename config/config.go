@@ -32,6 +32,7 @@ type Config struct {
 	TLS            TLS         `yaml:"tls"`            // default none: plain HTTP (behind a TLS proxy)
 	TrustedProxies []string    `yaml:"trustedProxies"` // CIDRs or addresses whose forwarding headers are believed; default none
 	HTTP           HTTP        `yaml:"http"`
+	Metrics        Metrics     `yaml:"metrics"`
 	Log            Log         `yaml:"log"`
 	Provider       Provider    `yaml:"provider"`
 	Sessions       Sessions    `yaml:"sessions"`
@@ -54,6 +55,13 @@ type Admin struct {
 	// Socket is the unix socket's path; default "" is <dataDir>/paybridge.db.admin.sock, "off"
 	// disables it. Unused on PostgreSQL, where the commands use the database directly.
 	Socket string `yaml:"socket"`
+}
+
+// Metrics says where Prometheus metrics are served.
+type Metrics struct {
+	// Listen, if set (host:port), serves GET /metrics on its own address, only there: the API
+	// listener then answers /metrics as any unknown path. Default "": on the API listener.
+	Listen string `yaml:"listen"`
 }
 
 // Log says how paybridge logs.

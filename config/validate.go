@@ -97,6 +97,15 @@ func (c *Config) Validate() error {
 	} else if !validPort(port) {
 		p.add("listen", "port %q is out of range: use 0 to 65535 (0 picks a free one)", port)
 	}
+	if c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			p.add("metrics.listen", "must be host:port, such as 127.0.0.1:9090, or empty to serve /metrics on listen")
+		} else if !validPort(port) {
+			p.add("metrics.listen", "port %q is out of range: use 0 to 65535 (0 picks a free one)", port)
+		} else if c.Metrics.Listen == c.Listen && port != "0" {
+			p.add("metrics.listen", "must differ from listen (leave it empty to serve /metrics on listen)")
+		}
+	}
 	p.url("publicBaseUrl", c.PublicBaseURL, true)
 	p.url("docsBaseUrl", c.DocsBaseURL, true)
 	if c.DataDir == "" {

@@ -56,6 +56,11 @@ type Options struct {
 	RetryWaitMax time.Duration
 	// TokenEarlyExpiry is how long before its expiry a token stops being reused. Default 60s.
 	TokenEarlyExpiry time.Duration
+	// Observe, if set, is called once per HTTP attempt to VCC, retries and token fetches each
+	// counted, with the endpoint (one of Endpoints), how it ended (one of Outcomes) and how long
+	// it took to the end of the answer. It runs on the caller's goroutine and must be fast. It is
+	// the hook for metrics, so this package needs no metrics library.
+	Observe func(endpoint, outcome string, d time.Duration)
 }
 
 // Client talks to VCC's auth and Payment API on behalf of many merchants. It is safe for
@@ -121,6 +126,15 @@ func New(opts Options) *Client {
 	} else {
 		hc.Transport = newTransport()
 	}
+	if hc.Transport == nil {
+		hc.Transport = http.DefaultTransport
+	}
+	// Always wrapped, observed or not, so every client runs the same request path.
+	observe := opts.Observe
+	if observe == nil {
+		observe = func(string, string, time.Duration) {}
+	}
+	hc.Transport = &observedTransport{next: hc.Transport, observe: observe}
 	// http.Client.Timeout bounds one Do call, which is exactly one attempt: resty and the token
 	// fetch call Do once per attempt.
 	hc.Timeout = timeout
@@ -160,18 +174,19 @@ func newTransport() *http.Transport {
 	}
 }
 
-// do sends one Payment API call for m, with retries for transient failures, and handles a 401
-// by dropping the merchant's token, fetching a new one and trying once more. It returns the final
-// response whatever its status; the error is a *bridge.Error for token failures, transport
+// do sends one Payment API call for m (endpoint labels its attempts), with retries for transient
+// failures, and handles a 401 by dropping the merchant's token, fetching a new one and trying once
+// more. It returns the final response whatever its status; the error is a *bridge.Error for token failures, transport
 // failures after retries, a cancelled context, or a second 401.
-func (c *Client) do(ctx context.Context, m *bridge.Merchant, method, path string, pathParams map[string]string, body any) (*resty.Response, error) {
+func (c *Client) do(ctx context.Context, m *bridge.Merchant, endpoint, method, path string, pathParams map[string]string, body any) (*resty.Response, error) {
 	if !m.VCC.Configured() {
 		return nil, bridge.Errorf(bridge.CodeMerchantNotConfigured, "Merchant %q has no complete VCC configuration", m.ID).
 			WithFix(fixNotConfigured)
 	}
 	src := c.tokenSource(m)
 	url := strings.TrimRight(m.VCC.APIBaseURL, "/") + path
-	ctx = context.WithValue(ctx, merchantKey{}, m.ID)
+	// The endpoint labels this call's attempts for Options.Observe; a token fetch relabels its own.
+	ctx = withEndpoint(context.WithValue(ctx, merchantKey{}, m.ID), endpoint)
 	for try := 1; ; try++ {
 		token, err := src.get(ctx)
 		if err != nil {

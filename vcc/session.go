@@ -51,12 +51,12 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 	if channel == "" {
 		channel = bridge.ChannelAgentAssist
 	}
-	var path string
+	var path, endpoint string
 	switch channel {
 	case bridge.ChannelAgentAssist:
-		path = pathSession
+		path, endpoint = pathSession, EndpointCreate
 	case bridge.ChannelDigital:
-		path = pathDigitalSession
+		path, endpoint = pathDigitalSession, EndpointCreateDigital
 	default:
 		return nil, bridge.Errorf(bridge.CodeValidationError, "Unknown channel %q", channel).
 			WithParam("channel").
@@ -79,7 +79,7 @@ func (c *Client) CreateSession(ctx context.Context, m *bridge.Merchant, req *bri
 		SkipCallTransfer: channel == bridge.ChannelAgentAssist && req.SkipCallTransfer,
 	}
 
-	resp, err := c.do(ctx, m, http.MethodPost, path, nil, body)
+	resp, err := c.do(ctx, m, endpoint, http.MethodPost, path, nil, body)
 	if err != nil {
 		c.logFailure(ctx, m, "vcc create session failed", err)
 		return nil, err
@@ -196,7 +196,7 @@ func (c *Client) SessionStatus(ctx context.Context, m *bridge.Merchant, guid str
 	if guid == "" {
 		return nil, fmt.Errorf("vcc session %q: %w", guid, bridge.ErrNotFound)
 	}
-	resp, err := c.do(ctx, m, http.MethodGet, pathSessionStatus, map[string]string{"guid": guid}, nil)
+	resp, err := c.do(ctx, m, EndpointStatus, http.MethodGet, pathSessionStatus, map[string]string{"guid": guid}, nil)
 	if err != nil {
 		c.logFailure(ctx, m, "vcc session status failed", err)
 		return nil, err

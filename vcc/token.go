@@ -157,7 +157,7 @@ func copyError(err error) error {
 // fetchToken asks the token endpoint for a token, retrying transient failures, and returns it
 // with the time (on c.clock) until which it may be reused.
 func (c *Client) fetchToken(ctx context.Context, merchantID string, cfg *clientcredentials.Config) (string, time.Time, error) {
-	hctx := context.WithValue(ctx, oauth2.HTTPClient, c.http)
+	hctx := withEndpoint(context.WithValue(ctx, oauth2.HTTPClient, c.http), EndpointToken)
 	path := cfg.TokenURL
 	if u, err := url.Parse(cfg.TokenURL); err == nil {
 		path = u.Path

@@ -46,7 +46,7 @@ func (s *Server) edge(next http.Handler) http.Handler {
 		q.setHeaders(w.Header())
 		if !q.allowed {
 			s.writeError(w, r, bridge.Errorf(bridge.CodeRateLimitExceeded,
-				"Too many requests from your IP address: %d per %s.", q.limit, s.perIP.limit.Window))
+				"Too many requests from your IP address: %d per %s.", q.limit, q.window))
 			return
 		}
 		if !headerCredentials(r) {

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paybridge/paybridge/bridge"
+	"github.com/paybridge/paybridge/vcc"
 	"github.com/paybridge/paybridge/webhook"
 )
 
@@ -107,6 +109,10 @@ func (s *Server) SetReconcileDiscrepancies(found []bridge.Discrepancy) {
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
+
+// MetricsHandler serves the Prometheus metrics: what GET /metrics answers on the API listener,
+// or, with Options.MetricsElsewhere, on the listener the caller gives it (metrics.listen).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // sessionCollector reads the service's counters at scrape time.
 type sessionCollector struct{ sessions *bridge.Service }
@@ -206,4 +212,58 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Delivered), "delivered")
 	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Failed), "failed")
 	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Abandoned), "abandoned")
+}
+
+// VCC call metrics. They live apart from the server's other metrics because the VCC client is
+// built before the server: the app makes a VCCMetrics, hands its Observe to vcc.Options.Observe
+// and the VCCMetrics itself to Options.VCCMetrics, which registers it.
+
+// VCCMetrics counts and times paybridge's HTTP attempts to VCC by endpoint and outcome. Label
+// values come only from vcc.Endpoints and vcc.Outcomes; anything else is counted as "other" /
+// "error", so no caller can add a series.
+type VCCMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewVCCMetrics returns VCC call metrics with every endpoint and outcome series at 0, so an
+// alert on a rate needs no absent() guard.
+func NewVCCMetrics() *VCCMetrics {
+	v := &VCCMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paybridge_vcc_requests_total",
+			Help: "HTTP attempts to VCC, by endpoint (token, create, create_digital, status) and outcome " +
+				"(ok, 4xx, 5xx, timeout, error). Each attempt counts: a call retried twice counts three times.",
+		}, []string{"endpoint", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "paybridge_vcc_request_duration_seconds",
+			Help: "Time of each HTTP attempt to VCC, to the end of its answer (or its failure), by endpoint.",
+			// From a warm connection's few milliseconds to past the 10 s request timeout.
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"endpoint"}),
+	}
+	for _, e := range vcc.Endpoints {
+		for _, o := range vcc.Outcomes {
+			v.requests.WithLabelValues(e, o)
+		}
+		v.duration.WithLabelValues(e)
+	}
+	return v
+}
+
+// Observe records one HTTP attempt to VCC; it is what vcc.Options.Observe is set to.
+func (v *VCCMetrics) Observe(endpoint, outcome string, d time.Duration) {
+	if !slices.Contains(vcc.Endpoints, endpoint) {
+		endpoint = vcc.EndpointOther
+	}
+	if !slices.Contains(vcc.Outcomes, outcome) {
+		outcome = vcc.OutcomeError
+	}
+	v.requests.WithLabelValues(endpoint, outcome).Inc()
+	v.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// register adds v's collectors to the server's registry.
+func (v *VCCMetrics) register(r prometheus.Registerer) {
+	r.MustRegister(v.requests, v.duration)
 }

@@ -35,7 +35,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	mux.Handle("GET /healthz", s.handle(s.healthz))
 	mux.Handle("GET /readyz", s.handle(s.readyz))
-	mux.Handle("GET /metrics", s.metrics.handler())
+	if !s.metricsElsewhere {
+		mux.Handle("GET /metrics", s.metrics.handler())
+	}
 	mux.Handle("GET /docs/error-codes", s.handle(s.errorCodeDocs))
 	mux.Handle("GET /openapi.json", s.handle(s.openAPI))
 	mux.Handle("GET /static/", s.staticFiles())

@@ -61,6 +61,12 @@ type Options struct {
 	// TLSCertFile and TLSKeyFile, if set, make HTTPServer serve TLS with this PEM pair,
 	// reloaded when the files change.
 	TLSCertFile, TLSKeyFile string
+
+	// VCCMetrics, if set, are exported with the server's metrics (the VCC client feeds them).
+	VCCMetrics *VCCMetrics
+	// MetricsElsewhere leaves GET /metrics off the API: the caller serves MetricsHandler on its
+	// own address, and the API answers /metrics as any unknown path.
+	MetricsElsewhere bool
 }
 
 // Server is paybridge's HTTP handler. Shutdown closes the agent sockets it holds.
@@ -74,12 +80,14 @@ type Server struct {
 	clock     bridge.Clock
 	logger    *slog.Logger
 
-	perKey, perIP  *limiter
-	metrics        *metrics
-	idempotencyTTL time.Duration
-	inflight       sync.Map // idempotency scope → chan closed when its first request finishes
-	reserveLocks   [64]sync.Mutex
-	lockSeed       maphash.Seed // picks a scope's reserveLocks stripe
+	perKey, perIP *limiter
+	metrics       *metrics
+	// metricsElsewhere: GET /metrics is served on another listener, not by the API.
+	metricsElsewhere bool
+	idempotencyTTL   time.Duration
+	inflight         sync.Map // idempotency scope → chan closed when its first request finishes
+	reserveLocks     [64]sync.Mutex
+	lockSeed         maphash.Seed // picks a scope's reserveLocks stripe
 	// started is when this server was made, on the service clock: an idempotency reservation
 	// older than this that it does not hold was left by a process that died.
 	started time.Time
@@ -160,6 +168,10 @@ func NewServer(opts Options) (*Server, error) {
 		s.docsBase = s.publicBase + "/docs/error-codes"
 	}
 	s.metrics = newMetrics(s.sessions, s.hub, s.store, s.clock)
+	if opts.VCCMetrics != nil {
+		opts.VCCMetrics.register(s.metrics.registry)
+	}
+	s.metricsElsewhere = opts.MetricsElsewhere
 	s.perKey = newLimiter(orLimit(opts.PerKeyLimit, RateLimit{Limit: 30, Window: time.Minute}), s.clock)
 	s.perIP = newLimiter(orLimit(opts.PerIPLimit, RateLimit{Limit: 600, Window: time.Minute}), s.clock)
 	// Revoked and rolled keys and revoked agent tokens end this server's sockets at once.

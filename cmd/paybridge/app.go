@@ -36,7 +36,11 @@ type app struct {
 	webhooks *webhook.Dispatcher
 	fanout   *pgstore.Fanout // nil on bbolt
 	listener net.Listener
-	clock    bridge.Clock
+	// metricsListener serves /metrics alone when metrics.listen is set; nil: the API serves it.
+	metricsListener net.Listener
+	// merchants is the configured merchants, replaced by a reload (SIGHUP).
+	merchants *bridge.ReloadableMerchants
+	clock     bridge.Clock
 	// reconcileEvery is how often serve reconciles with VCC in the background (0: every 5 minutes).
 	reconcileEvery time.Duration
 }
@@ -65,9 +69,18 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
 	}
+	if cfg.Metrics.Listen != "" {
+		if a.metricsListener, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			a.listener.Close()
+			return nil, fmt.Errorf("listen on %s (metrics.listen): %w", cfg.Metrics.Listen, err)
+		}
+	}
 	defer func() {
 		if err != nil {
 			a.listener.Close()
+			if a.metricsListener != nil {
+				a.metricsListener.Close()
+			}
 			if a.fanout != nil {
 				a.fanout.Close()
 			}
@@ -93,7 +106,12 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 	if a.store, err = openStore(context.Background(), cfg, a.logger, 0); err != nil {
 		return nil, err
 	}
-	merchants := bridge.StaticMerchants(cfg.BridgeMerchants())
+	// The API, keys and origins see the merchants configured now; work on existing sessions
+	// (polls, restarts, outcome webhooks) also finds a merchant a reload removed, so its open
+	// sessions settle with its last configuration.
+	a.merchants = bridge.NewReloadableMerchants(cfg.BridgeMerchants())
+	merchants, settling := a.merchants, a.merchants.Settling()
+	vccMetrics := web.NewVCCMetrics()
 	a.hub = bridge.NewHub(a.logger, 0)
 	// Events reach this node's sockets through the hub; on a shared store, every other node's too.
 	var publisher bridge.Publisher = a.hub
@@ -106,7 +124,7 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		}
 		publisher = a.fanout
 	}
-	if a.sessions, err = newSessionService(cfg, a.store, merchants, publisher, keyring, clock, a.logger); err != nil {
+	if a.sessions, err = newSessionService(cfg, a.store, settling, publisher, keyring, clock, a.logger, vccMetrics.Observe); err != nil {
 		return nil, err
 	}
 	a.clock, a.reconcileEvery = clock, o.reconcileEvery
@@ -115,14 +133,14 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		RollGrace: cfg.Keys.RollGrace, AgentTokenTTL: cfg.AgentTokens.DefaultTTL, MaxAgentTokenTTL: cfg.AgentTokens.MaxTTL,
 	})
 	a.webhooks = webhook.NewDispatcher(webhook.DispatcherOptions{
-		Store: a.store, Merchants: merchants, Clock: clock, Logger: a.logger,
+		Store: a.store, Merchants: settling, Clock: clock, Logger: a.logger,
 		HTTPClient: &http.Client{Timeout: cfg.Webhooks.Timeout,
 			// A 3xx is a failed delivery: a signed body never lands where the merchant did not say.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		RetryWindow: cfg.Webhooks.RetryWindow, InitialBackoff: cfg.Webhooks.InitialBackoff, MaxBackoff: cfg.Webhooks.MaxBackoff,
 		Retention: cfg.Events.Retention,
 		PreviousSecrets: func(id string) []string {
-			if m, err := merchants.Merchant(context.Background(), id); err == nil && m.Webhook.PreviousSecret != "" {
+			if m, err := settling.Merchant(context.Background(), id); err == nil && m.Webhook.PreviousSecret != "" {
 				return []string{m.Webhook.PreviousSecret}
 			}
 			return nil
@@ -143,6 +161,8 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 		MaxUnauthenticatedPerIP: cfg.HTTP.MaxUnauthenticatedPerIP,
 		TrustedProxies:          cfg.TrustedProxyPrefixes(),
 		TLSCertFile:             cfg.TLS.CertFile, TLSKeyFile: cfg.TLS.KeyFile,
+		VCCMetrics:       vccMetrics,
+		MetricsElsewhere: a.metricsListener != nil,
 	})
 	if err != nil {
 		return nil, err
@@ -158,10 +178,12 @@ func newApp(cfg *config.Config, o appOptions) (_ *app, err error) {
 }
 
 // newSessionService is the session service serve runs on store, with the VCC client and the
-// lifecycle settings of cfg; `paybridge reconcile` builds the same one.
+// lifecycle settings of cfg; `paybridge reconcile` builds the same one. observe, if set, sees
+// every HTTP attempt to VCC (the metrics).
 func newSessionService(cfg *config.Config, store bridge.Store, merchants bridge.MerchantDirectory, publisher bridge.Publisher,
-	keyring *bridge.Keyring, clock bridge.Clock, logger *slog.Logger) (*bridge.Service, error) {
-	provider := vcc.New(vcc.Options{Clock: clock, Logger: logger, RequestTimeout: cfg.VCC.RequestTimeout, MaxRetries: retries(cfg.VCC.MaxRetries)})
+	keyring *bridge.Keyring, clock bridge.Clock, logger *slog.Logger, observe func(endpoint, outcome string, d time.Duration)) (*bridge.Service, error) {
+	provider := vcc.New(vcc.Options{Clock: clock, Logger: logger, RequestTimeout: cfg.VCC.RequestTimeout, MaxRetries: retries(cfg.VCC.MaxRetries),
+		Observe: observe})
 	return bridge.NewService(bridge.ServiceOptions{
 		Store: store, Merchants: merchants, Provider: provider, Publisher: publisher, Keyring: keyring,
 		Clock: clock, Logger: logger,
@@ -205,6 +227,7 @@ func (a *app) run(ctx context.Context) error {
 		}
 		served <- srv.Serve(a.listener)
 	}()
+	metricsSrv := a.serveMetrics()
 	a.logger.Info("paybridge listening", "addr", a.listener.Addr().String(), "baseUrl", a.baseURL())
 
 	var err error
@@ -216,6 +239,9 @@ func (a *app) run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.server.Shutdown(shutdown)
+	if metricsSrv != nil && metricsSrv.Shutdown(shutdown) != nil {
+		_ = metricsSrv.Close()
+	}
 	if serr := srv.Shutdown(shutdown); serr != nil {
 		// Requests still running after the grace, or connections a client opened and never used
 		// (net/http counts those as busy for 5 s): close them. Stopping is still a clean stop.
@@ -232,6 +258,25 @@ func (a *app) run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// serveMetrics serves GET /metrics alone on the metrics listener, if there is one, until
+// shut down; nil when the API serves /metrics itself.
+func (a *app) serveMetrics() *http.Server {
+	if a.metricsListener == nil {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.server.MetricsHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(a.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("metrics listener failed; /metrics is not served", "err", err)
+		}
+	}()
+	a.logger.Info("metrics listening", "addr", a.metricsListener.Addr().String())
+	return srv
 }
 
 // masterKey returns the configured master key or the one kept in <dataDir>/master.key, making

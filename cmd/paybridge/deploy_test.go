@@ -280,6 +280,11 @@ func TestSystemdUnit(t *testing.T) {
 	root := t.TempDir()
 	copyTreeTo(t, bin, filepath.Join(root, "usr/local/bin/paybridge"))
 	copyTreeTo(t, filepath.Join(deployRepoRoot, "deploy/systemd/paybridge.service"), filepath.Join(root, "etc/systemd/system/paybridge.service"))
+	// Every command the unit runs must exist in the root, as on a real host: ExecReload's kill too.
+	for _, reload := range directive("ExecReload") {
+		command, _, _ := strings.Cut(reload, " ")
+		copyTreeTo(t, command, filepath.Join(root, command))
+	}
 	units := ""
 	for _, dir := range []string{"/usr/lib/systemd/system", "/lib/systemd/system"} {
 		if st, err := os.Stat(dir + "/sysinit.target"); err == nil && !st.IsDir() {

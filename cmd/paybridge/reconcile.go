@@ -115,7 +115,7 @@ Flags:
 	}
 	merchants := bridge.StaticMerchants(cfg.BridgeMerchants())
 	// Nobody listens to this hub: reconciling changes no session and pushes nothing.
-	svc, err := newSessionService(cfg, store, merchants, bridge.NewHub(logger, 0), keyring, bridge.SystemClock{}, logger)
+	svc, err := newSessionService(cfg, store, merchants, bridge.NewHub(logger, 0), keyring, bridge.SystemClock{}, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func loadConfig(path string, getenv func(string) string) (*config.Config, error)
 	return config.Load(path, getenv)
 }
 
-// runServe is `paybridge serve --config F`.
+// runServe is `paybridge serve --config F`. SIGHUP reloads merchants and rate limits from F.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
@@ -37,6 +37,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	for _, w := range cfg.Warnings() {
 		logger.Warn("configuration", "warning", w)
 	}
+	// As loaded: newApp fills in what a port 0 bound to, which a reload must not see as a change.
+	running := *cfg
 	a, err := newApp(cfg, appOptions{logger: logger})
 	if err != nil {
 		return err
@@ -50,5 +52,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer adm.stop()
+	a.reloadOnSIGHUP(ctx, *cfgPath, getenv, &running)
 	return a.run(ctx)
 }
