@@ -58,6 +58,10 @@ func (a *app) reloadOnSIGHUP(ctx context.Context, path string, getenv func(strin
 // reload reads the file again and applies what may change while running.
 func (r *reloader) reload() {
 	next, err := config.Load(r.path, r.getenv)
+	if err == nil {
+		// What serve refuses to start with, a reload refuses to switch to.
+		err = config.Locate(next.CheckServable(), r.path)
+	}
 	if err != nil {
 		r.logger.Error("configuration reload failed: still running the previous configuration",
 			"file", r.path, "err", err.Error())

@@ -121,7 +121,13 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	broken := head50 + "merchants:\n" + globex(globexSecrets[1]) + "rateLimitz: {perIP: 5}\n"
 	line := strings.Count(broken[:strings.Index(broken, "rateLimitz")], "\n") + 1
 	reload(broken, `"msg":"configuration reload failed`)
-	logLine(fmt.Sprintf(`"msg":"configuration reload failed: still running the previous configuration","file":%q,"err":"[^"]*line %d[^"]*rateLimitz`, w.cfgPath, line))
+	logLine(fmt.Sprintf(`"msg":"configuration reload failed: still running the previous configuration","file":%q,"err":"[^"]*:%d: rateLimitz: unknown key; did you mean`, w.cfgPath, line))
+	assert.Equal(t, "50", perIPLimit())
+
+	// Nor does one that serve would refuse to start with: an active merchant without its VCC
+	// client secret.
+	reload(head+"merchants:\n"+globex(""), `vcc.clientSecret: required for an active merchant`)
+	logLine(`"msg":"configuration reload failed: still running the previous configuration","file":"[^"]+","err":"[^"]*merchants\[0\]\.vcc\.clientSecret: required for an active merchant`)
 	assert.Equal(t, "50", perIPLimit())
 
 	// acme back (its session reads as settled), and a listen change, which needs a restart.
@@ -133,7 +139,7 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	assert.Equal(t, "succeeded", getJSON(t, base+"/v1/sessions/"+openID, w.secretKey)["status"])
 	assert.Equal(t, "50", perIPLimit(), "still serving on the address it started on")
 
-	assert.Equal(t, 4, strings.Count(srv.stderr.String(), `"msg":"configuration reload`+`ed"`)+
+	assert.Equal(t, 5, strings.Count(srv.stderr.String(), `"msg":"configuration reload`+`ed"`)+
 		strings.Count(srv.stderr.String(), `"msg":"configuration reload failed`), "one outcome line per SIGHUP")
 	for _, secret := range append(globexSecrets, acmeHookSecret, "sandbox-secret", w.secretKey, w.publishable) {
 		assert.NotContains(t, srv.stderr.String(), secret)
