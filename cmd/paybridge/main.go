@@ -40,7 +40,7 @@ func main() {
 const usage = `paybridge: a PCI payment bridge between Vonage Contact Center and agent desktops.
 
 Usage:
-  paybridge demo  [--addr 127.0.0.1:8080] [--data DIR] [--info FILE] [--stub-addr A] [--poll-interval D]
+  paybridge demo  [--addr 127.0.0.1:8080] [--data DIR | --store URL] [--info FILE] [--stub-addr A] [--poll-interval D]
                   [--announce] [--provider-lifetime D] [--vcc-webhook=false] [--verbose]
   paybridge serve --config paybridge.yaml
   paybridge stubs [--addr 127.0.0.1:8090]
