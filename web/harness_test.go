@@ -55,6 +55,26 @@ type harness struct {
 	publishableKey string
 
 	vccAnswered atomic.Int64 // unix nanos when the stub last answered a create
+	// activeDurable is unix nanos when a create's active write (its attempt) last became
+	// durable, with harnessConfig.timeActiveCommit.
+	activeDurable atomic.Int64
+}
+
+// activeCommitTimer is the service's store, timing when each create's attempt becomes durable:
+// the moment from which DESIGN section 9 counts the handoff budget.
+type activeCommitTimer struct {
+	bridge.Store
+	at *atomic.Int64
+}
+
+// UpdateSession implements bridge.SessionStore: the first update of a session (Version 1) that
+// leaves it active is its create's attempt.
+func (s activeCommitTimer) UpdateSession(ctx context.Context, id string, fn func(*bridge.Session, *bridge.Outbox) error) (*bridge.Session, error) {
+	sess, err := s.Store.UpdateSession(ctx, id, fn)
+	if err == nil && sess.Status == bridge.StatusActive && sess.Version == 1 {
+		s.at.Store(time.Now().UnixNano())
+	}
+	return sess, err
 }
 
 // harnessConfig is what a test may change before the harness starts.
@@ -66,6 +86,8 @@ type harnessConfig struct {
 	others    []*bridge.Merchant // more merchants, besides the one whose keys the harness holds
 	hubBuffer int
 	infoLogs  bool // log at info, as production does, instead of debug
+	// timeActiveCommit records in harness.activeDurable when each create's attempt is durable.
+	timeActiveCommit bool
 }
 
 // unrationed lifts the per-session ration of browser restarts (tested on its own in
@@ -130,6 +152,9 @@ func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 	h.hub = bridge.NewHub(logger, cfg.hubBuffer)
 	opts := cfg.service
 	opts.Store, opts.Merchants, opts.Publisher, opts.Keyring = h.store, merchants, h.hub, keyring
+	if cfg.timeActiveCommit {
+		opts.Store = activeCommitTimer{Store: h.store, at: &h.activeDurable}
+	}
 	opts.Provider = vcc.New(cfg.vcc)
 	h.sessions, err = bridge.NewService(opts)
 	require.NoError(t, err)
