@@ -238,26 +238,44 @@ func (s *SessionService) ListPage(ctx context.Context, p *SessionListParams) (*S
 // List iterates over every session p selects, newest first, reading page after page (of
 // p.Limit) as it goes. An error ends the iteration, yielded with a nil session.
 func (s *SessionService) List(ctx context.Context, p *SessionListParams) iter.Seq2[*Session, error] {
-	return func(yield func(*Session, error) bool) {
+	return pages(func(after string) ([]*Session, bool, error) {
 		var page SessionListParams
 		if p != nil {
 			page = *p
 		}
+		if after != "" {
+			page.StartingAfter = after
+		}
+		list, err := s.ListPage(ctx, &page)
+		if err != nil {
+			return nil, false, err
+		}
+		return list.Data, list.HasMore, nil
+	}, func(sess *Session) string { return sess.ID })
+}
+
+// pages iterates over a list endpoint's items, newest first: fetch reads the page after the item
+// whose id it is given ("" for the first page) and reports whether another follows. An error
+// ends the iteration, yielded with a zero item.
+func pages[T any](fetch func(after string) ([]T, bool, error), id func(T) string) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		after := ""
 		for {
-			list, err := s.ListPage(ctx, &page)
+			items, more, err := fetch(after)
 			if err != nil {
-				yield(nil, err)
+				yield(zero, err)
 				return
 			}
-			for _, sess := range list.Data {
-				if !yield(sess, nil) {
+			for _, item := range items {
+				if !yield(item, nil) {
 					return
 				}
 			}
-			if !list.HasMore || len(list.Data) == 0 {
+			if !more || len(items) == 0 {
 				return
 			}
-			page.StartingAfter = list.Data[len(list.Data)-1].ID
+			after = id(items[len(items)-1])
 		}
 	}
 }
