@@ -40,6 +40,24 @@ type SessionStore interface {
 	OpenSessions(ctx context.Context) ([]*Session, error)
 }
 
+// Page sizes of SessionFilter.Limit and EventFilter.Limit.
+const (
+	DefaultListLimit = 10
+	MaxListLimit     = 100
+)
+
+// ListLimit is the page size a filter's Limit asks for: DefaultListLimit for 0 (or less), at
+// most MaxListLimit. Every store lists by it.
+func ListLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultListLimit
+	case n > MaxListLimit:
+		return MaxListLimit
+	}
+	return n
+}
+
 // SessionFilter selects sessions for ListSessions. MerchantID and Mode are required.
 type SessionFilter struct {
 	MerchantID    string

@@ -276,3 +276,13 @@ func TestCurrencyExponent(t *testing.T) {
 		assert.False(t, ok, code)
 	}
 }
+
+// TestListLimit: every store's page size, from a filter's Limit.
+func TestListLimit(t *testing.T) {
+	for _, tc := range []struct{ in, want int }{
+		{-1, bridge.DefaultListLimit}, {0, bridge.DefaultListLimit}, {1, 1}, {37, 37},
+		{bridge.MaxListLimit, bridge.MaxListLimit}, {bridge.MaxListLimit + 1, bridge.MaxListLimit},
+	} {
+		assert.Equal(t, tc.want, bridge.ListLimit(tc.in), "Limit %d", tc.in)
+	}
+}

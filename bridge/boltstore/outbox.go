@@ -68,13 +68,7 @@ func (s *Store) ListEvents(ctx context.Context, f bridge.EventFilter) ([]*bridge
 	if f.MerchantID == "" || f.Mode == "" {
 		return nil, fmt.Errorf("boltstore: ListEvents needs MerchantID and Mode")
 	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = defaultListLimit
-	case limit > maxListLimit:
-		limit = maxListLimit
-	}
+	limit := bridge.ListLimit(f.Limit)
 	prefix := orderPrefix(f.MerchantID, f.Mode)
 	var list []*bridge.OutboxMessage
 	err := s.view(ctx, func(tx *bolt.Tx) error {

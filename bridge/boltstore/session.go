@@ -12,12 +12,6 @@ import (
 	"github.com/paybridge/paybridge/bridge"
 )
 
-// Listing limits of bridge.SessionFilter.
-const (
-	defaultListLimit = 10
-	maxListLimit     = 100
-)
-
 // sessions is the table of sessions; every index (guid, order, open) follows each write.
 var sessions = table[bridge.Session]{bucket: bucketSessions, kind: "session",
 	id: func(s *bridge.Session) string { return s.ID }, valid: validSession, put: putSession}
@@ -88,13 +82,7 @@ func (s *Store) ListSessions(ctx context.Context, f bridge.SessionFilter) ([]*br
 	if f.MerchantID == "" || f.Mode == "" {
 		return nil, errors.New("boltstore: ListSessions needs MerchantID and Mode")
 	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = defaultListLimit
-	case limit > maxListLimit:
-		limit = maxListLimit
-	}
+	limit := bridge.ListLimit(f.Limit)
 	prefix := orderPrefix(f.MerchantID, f.Mode)
 	var list []*bridge.Session
 	err := s.view(ctx, func(tx *bolt.Tx) error {

@@ -115,13 +115,7 @@ func (s *Store) ListEvents(ctx context.Context, f bridge.EventFilter) ([]*bridge
 // f.StartingAfter is set. Only the filters in use appear in the SQL, so the planner picks the
 // index that matches them.
 func eventsQuery(f bridge.EventFilter) (string, []any) {
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = defaultListLimit
-	case limit > maxListLimit:
-		limit = maxListLimit
-	}
+	limit := bridge.ListLimit(f.Limit)
 	var q strings.Builder
 	args := []any{f.MerchantID, string(f.Mode), limit}
 	q.WriteString(`SELECT doc FROM outbox WHERE merchant_id = $1 AND mode = $2`)

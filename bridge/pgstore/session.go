@@ -11,12 +11,6 @@ import (
 	"github.com/paybridge/paybridge/bridge"
 )
 
-// Listing limits of bridge.SessionFilter.
-const (
-	defaultListLimit = 10
-	maxListLimit     = 100
-)
-
 // Queries of sessions. Each is served by an index of migrations/0001_initial.sql; plan_test.go
 // checks that PostgreSQL plans them so.
 const (
@@ -160,13 +154,7 @@ func (s *Store) ListSessions(ctx context.Context, f bridge.SessionFilter) ([]*br
 // f.StartingAfter is set. Only the filters in use appear in the SQL, so the planner picks the
 // index that matches them.
 func listQuery(f bridge.SessionFilter) (string, []any) {
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = defaultListLimit
-	case limit > maxListLimit:
-		limit = maxListLimit
-	}
+	limit := bridge.ListLimit(f.Limit)
 	var q strings.Builder
 	args := []any{f.MerchantID, string(f.Mode), limit}
 	q.WriteString(`SELECT doc FROM sessions WHERE merchant_id = $1 AND mode = $2`)
