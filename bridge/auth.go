@@ -41,7 +41,8 @@ type KeyService struct {
 	watchers map[*watcherEntry]struct{}
 
 	// revokeMu makes "is this the last active secret key?" and the revocation one step within
-	// this process, so two revocations at once cannot each leave the other as the last.
+	// this process, so two revocations at once cannot each leave the other as the last; a store
+	// that several nodes share supplies a lock across them instead (see lockKeys).
 	revokeMu sync.Mutex
 	// lastUse is when each key last authenticated on this process (key id → *atomic.Int64 of
 	// unix nanoseconds): kept in memory, since a durable write per request would cost an fsync.
@@ -284,8 +285,11 @@ func (k *KeyService) revoke(ctx context.Context, by *Principal, merchantID, id s
 				WithFix("Revoke it with another secret key of this merchant and mode, or roll it (POST /api/merchants/api-keys/" + key.ID + "/roll with {\"graceSeconds\": 0} ends it at once and answers its replacement).")
 		}
 	}
-	k.revokeMu.Lock()
-	defer k.revokeMu.Unlock()
+	unlock, err := k.lockKeys(ctx, key.MerchantID, key.Mode)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	now := k.clock.Now().UTC()
 	if err := k.notLastManager(ctx, key, now); err != nil {
 		return nil, err
@@ -301,6 +305,18 @@ func (k *KeyService) revoke(ctx context.Context, by *Principal, merchantID, id s
 	}
 	k.notify(func(w CredentialWatcher) { w.KeyEnds(revoked, revoked.RevokedAt) })
 	return revoked, nil
+}
+
+// lockKeys serialises revocations of merchantID's keys of mode, so that "is this the last
+// active secret key?" and the revocation are one step: across nodes with the store's own lock
+// when it has one (pgstore's advisory locks), else within this process.
+func (k *KeyService) lockKeys(ctx context.Context, merchantID string, mode Mode) (func(), error) {
+	if l, ok := k.store.(Locker); ok {
+		// A name no session id can take (those start vp_cs_).
+		return l.LockSession(ctx, "keys\x00"+merchantID+"\x00"+string(mode))
+	}
+	k.revokeMu.Lock()
+	return k.revokeMu.Unlock, nil
 }
 
 // notLastManager refuses to revoke key if it is the last active secret key of its merchant and

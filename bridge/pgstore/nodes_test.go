@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,5 +391,50 @@ func TestCredentialEventsAcrossNodes(t *testing.T) {
 		require.NoError(t, err)
 		assert.NotContains(t, n.Payload, "key_revoked", "sealed on the way")
 		assert.NotContains(t, n.Payload, "agent-1")
+	}
+}
+
+// TestLastSecretKeyAcrossNodes: two nodes each revoking one of a merchant's last two active
+// secret keys at once leave exactly one of them active, never none: the check and the
+// revocation run under one lock across the nodes. Each round is a merchant of its own.
+func TestLastSecretKeyAcrossNodes(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	const rounds = 20
+	var merchants bridge.StaticMerchants
+	for n := range rounds {
+		merchants = append(merchants, &bridge.Merchant{ID: fmt.Sprintf("m%d", n), Name: "M", Status: bridge.MerchantActive})
+	}
+	onA := bridge.NewKeyService(bridge.KeyServiceOptions{Store: a, Merchants: merchants})
+	onB := bridge.NewKeyService(bridge.KeyServiceOptions{Store: b, Merchants: merchants})
+	for _, m := range merchants {
+		_, k1, err := onA.CreateKey(t.Context(), m.ID, bridge.KeySecret, bridge.ModeTest)
+		require.NoError(t, err)
+		_, k2, err := onB.CreateKey(t.Context(), m.ID, bridge.KeySecret, bridge.ModeTest)
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var revoked atomic.Int32
+		for _, tc := range []struct {
+			keys *bridge.KeyService
+			id   string
+		}{{onA, k1.ID}, {onB, k2.ID}} {
+			wg.Go(func() {
+				if _, err := tc.keys.RevokeKey(t.Context(), m.ID, tc.id); err == nil {
+					revoked.Add(1)
+				} else {
+					assert.Equal(t, bridge.CodeValidationError, bridge.AsError(err).Code, "%s: %v", m.ID, err)
+				}
+			})
+		}
+		wg.Wait()
+		keys, err := a.ListAPIKeys(t.Context(), m.ID)
+		require.NoError(t, err)
+		active := 0
+		for _, k := range keys {
+			if k.RevokedAt.IsZero() {
+				active++
+			}
+		}
+		assert.Equal(t, int32(1), revoked.Load(), "%s: exactly one of the two revocations goes through", m.ID)
+		assert.Equal(t, 1, active, "%s: one active secret key is left", m.ID)
 	}
 }
