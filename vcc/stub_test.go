@@ -345,7 +345,9 @@ func TestStubExpiredAndDigital(t *testing.T) {
 func TestStubLogsHoldNoSecrets(t *testing.T) {
 	w := newStubWorld(t)
 	opts := fastOptions()
-	opts.RequestTimeout = 100 * time.Millisecond
+	// Short, for the timeout fault below, but long enough that the 503 and its retry fit in it
+	// on a loaded machine.
+	opts.RequestTimeout = time.Second
 	c, logs := w.client(opts)
 	var secrets []string
 	remember := func() {
