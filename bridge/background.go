@@ -124,7 +124,7 @@ func (s *Service) poll(ctx context.Context, id string) error {
 	if sess.Status == StatusActive {
 		guids = append(guids, sess.Current().SessionGUID)
 	}
-	if older := unsettled(sess, s.clock.Now(), s.rules.retention); len(older) > 0 && s.tracker.olderDue(id, s.clock.Now(), olderAttemptsEvery) {
+	if older := unsettled(sess, s.clock.Now(), s.rules.retention); len(older) > 0 && s.tracker.olderDue(id, s.clock.Now(), askEvery(older, s.clock.Now(), s.rules.retention)) {
 		guids = append(guids, guidsOf(older)...)
 	}
 	for _, guid := range guids {
@@ -136,6 +136,19 @@ func (s *Service) poll(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// askEvery is how often attempts that ended here are asked about: every olderAttemptsEvery
+// while one of them ended within VCC's retention (a payment made as it ended is still being
+// reported), then every linkAttemptsEvery (digital links, payable for days: a result found a
+// minute late is still well within the retention).
+func askEvery(older []Attempt, now time.Time, retention time.Duration) time.Duration {
+	for _, a := range older {
+		if now.Sub(a.EndedAt) < retention {
+			return olderAttemptsEvery
+		}
+	}
+	return linkAttemptsEvery
 }
 
 // nextPoll spreads polls by ±20% so sessions created together do not poll together.

@@ -89,6 +89,47 @@ func TestLatePayment(t *testing.T) {
 		assert.True(t, got.Result.Late)
 		assert.Equal(t, []bridge.EventType{bridge.EventExpired, bridge.EventSucceeded}, w.webhookTypes())
 	})
+	t.Run("digital link paid a day after the session expired", func(t *testing.T) {
+		w := newWorld(t)
+		s, err := w.svc.CreateSession(w.ctx, &bridge.CreateSessionInput{MerchantID: "acme", Mode: bridge.ModeTest,
+			AgentID: "agent-1", Amount: 1240, Currency: "GBP", Channel: bridge.ChannelDigital, ExpiresIn: 5 * time.Minute})
+		require.NoError(t, err)
+		w.clock.Advance(5*time.Minute + time.Second)
+		w.svc.Sweep(w.ctx)
+		expired := w.get(s.ID)
+		require.Equal(t, bridge.StatusExpired, expired.Status)
+		assert.Equal(t, s.Current().StartedAt.Add(bridge.DigitalLinkLifetime+15*time.Minute), expired.WatchUntil,
+			"the texted link is payable for 72 hours: watched until then and VCC's retention")
+
+		// Well past VCC's retention of the session's end here, the customer pays on the link.
+		w.clock.Advance(24 * time.Hour)
+		w.svc.Sweep(w.ctx)
+		require.Equal(t, bridge.StatusExpired, w.get(s.ID).Status)
+		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
+		w.clock.Advance(time.Minute + time.Second) // links are asked about once a minute by then
+		w.svc.Sweep(w.ctx)
+		got := w.get(s.ID)
+		assert.Equal(t, bridge.StatusSucceeded, got.Status)
+		require.NotNil(t, got.Result)
+		assert.True(t, got.Result.Late)
+		assert.Equal(t, []bridge.EventType{bridge.EventExpired, bridge.EventSucceeded}, w.webhookTypes())
+	})
+	t.Run("digital link watch ends when the link does", func(t *testing.T) {
+		w := newWorld(t)
+		s, err := w.svc.CreateSession(w.ctx, &bridge.CreateSessionInput{MerchantID: "acme", Mode: bridge.ModeTest,
+			AgentID: "agent-1", Amount: 1240, Currency: "GBP", Channel: bridge.ChannelDigital})
+		require.NoError(t, err)
+		_, err = w.svc.CancelSession(w.ctx, sc, s.ID)
+		require.NoError(t, err)
+		for range 3 { // the stub ends the link after 72 hours, then purges it
+			w.clock.Advance(25 * time.Hour)
+			w.svc.Sweep(w.ctx)
+		}
+		got := w.get(s.ID)
+		assert.Equal(t, bridge.StatusCancelled, got.Status)
+		assert.False(t, got.Open(), "nothing left to watch once the link ended unpaid")
+		assert.Equal(t, []bridge.EventType{bridge.EventCancelled}, w.webhookTypes())
+	})
 	t.Run("accept reported by webhook after cancel", func(t *testing.T) {
 		w := newWorld(t)
 		s := w.create(0)

@@ -277,11 +277,31 @@ func watchUntil(sess *Session, retention time.Duration, now time.Time) time.Time
 		return until
 	}
 	for _, a := range sess.Attempts {
-		if end := a.EndedAt.Add(retention); !a.ProviderEnded && !a.EndedAt.IsZero() && end.After(until) && end.After(now) {
+		if end := askableUntil(sess, a, retention); !a.ProviderEnded && !a.EndedAt.IsZero() && end.After(until) && end.After(now) {
 			until = end
 		}
 	}
 	return until
+}
+
+// askableUntil is until when VCC may still report a payment on attempt a of sess, which ended
+// here: VCC keeps a result retention after the payment, and the payment may come as long as the
+// customer can still pay on the provider session. An agent-assist page is taken as ending when
+// it ended here (its PCI Pal session lives minutes); a digital session's link, texted to the
+// customer, stays payable DigitalLinkLifetime after it was made.
+func askableUntil(sess *Session, a Attempt, retention time.Duration) time.Time {
+	payable := a.EndedAt
+	if sess.Channel == ChannelDigital {
+		payable = later(payable, a.StartedAt.Add(DigitalLinkLifetime))
+	}
+	return payable.Add(retention)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // onPastTTL settles an open session past its TTL, unless money may be moving: a payment result
@@ -547,7 +567,7 @@ func openGUIDs(sess *Session, now time.Time, r rules) []string {
 func unsettled(sess *Session, now time.Time, retention time.Duration) []Attempt {
 	var out []Attempt
 	for _, a := range sess.Attempts {
-		if !a.ProviderEnded && !a.EndedAt.IsZero() && now.Sub(a.EndedAt) < retention {
+		if !a.ProviderEnded && !a.EndedAt.IsZero() && now.Before(askableUntil(sess, a, retention)) {
 			out = append(out, a)
 		}
 	}

@@ -39,7 +39,8 @@ type Discrepancy struct {
 // Reconcile compares every session created since with what VCC says about its attempts and
 // returns the attempts that disagree: paid at VCC and not succeeded here, or the reverse, or paid
 // twice; and sessions that failed verification. VCC is asked only about attempts it still keeps
-// (ended less than its retention ago, or still running): older ones are judged from the record.
+// (still running, or ended less than its retention ago; a digital link, while it is payable and
+// its retention after): older ones are judged from the record.
 func (s *Service) Reconcile(ctx context.Context, since time.Time) ([]Discrepancy, error) {
 	merchants, err := s.merchants.Merchants(ctx)
 	if err != nil {
@@ -104,7 +105,7 @@ func (s *Service) reconcileSession(ctx context.Context, m *Merchant, sess *Sessi
 		out = append(out, found(DiscrepancyUnverified, a, resultDecision(sess.Result)))
 	}
 	for _, a := range sess.Attempts {
-		if !a.EndedAt.IsZero() && now.Sub(a.EndedAt) >= s.rules.retention {
+		if !a.EndedAt.IsZero() && !now.Before(askableUntil(sess, a, s.rules.retention)) {
 			continue // VCC has purged it: the record is all there is
 		}
 		st, err := s.status(ctx, m, a.SessionGUID)

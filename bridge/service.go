@@ -42,6 +42,9 @@ const (
 	snapshotLockWait = 2 * time.Second
 	// olderAttemptsEvery is how often the poller asks about replaced attempts.
 	olderAttemptsEvery = 10 * time.Second
+	// linkAttemptsEvery is how often the poller asks about digital links that ended here longer
+	// than VCC's retention ago but are still payable (DigitalLinkLifetime).
+	linkAttemptsEvery = time.Minute
 	// expiryGrace is how long past its TTL a session stays open while the customer is keying or
 	// VCC cannot say whether they paid; after it, the session expires regardless.
 	expiryGrace = 5 * time.Minute

@@ -52,6 +52,11 @@ func (s Status) CanBecome(next Status) bool {
 // Channel is how the customer pays: on the phone with an agent watching, or by a link.
 type Channel string
 
+// DigitalLinkLifetime is how long the link of a digital session stays payable after VCC texts
+// it to the customer (UPSTREAM: up to 72 hours after the call), whatever becomes of the session
+// here: a payment can arrive on it until then, so paybridge keeps asking.
+const DigitalLinkLifetime = 72 * time.Hour
+
 // Channels.
 const (
 	ChannelAgentAssist Channel = "agent_assist"

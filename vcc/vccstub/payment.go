@@ -255,7 +255,9 @@ func (s *Server) handleCreate(channel bridge.Channel) http.HandlerFunc {
 		}
 		bearer, refresh := bridge.RandomBase62(32), bridge.RandomBase62(32)
 		var iframeURL string
-		if s.pcipal != nil {
+		// A digital session is paid on the link's own page, not in an agent's frame: its life is
+		// the link's (72 hours), not a PCI Pal agent session's.
+		if s.pcipal != nil && channel != bridge.ChannelDigital {
 			iframeURL = s.pcipal.Register(pcipalstub.Session{
 				ID: ss.providerGUID, VCCSessionGUID: ss.guid, BearerToken: bearer, RefreshToken: refresh,
 				Amount: amount, Currency: ss.currency, Reference: ss.reference,
@@ -363,6 +365,14 @@ func (s *Server) lookupLocked(guid string, now time.Time) *session {
 	ss, ok := s.sessions[guid]
 	if !ok {
 		return nil
+	}
+	if ss.open() && ss.channel == bridge.ChannelDigital && !now.Before(ss.createdOn.Add(bridge.DigitalLinkLifetime)) {
+		// The link VCC texted is payable for 72 hours (UPSTREAM), then the session ends.
+		end := ss.createdOn.Add(bridge.DigitalLinkLifetime)
+		s.endLocked(ss, bridge.StateExpired, end)
+		if now.Before(end.Add(s.retention)) {
+			s.queueWebhookLocked(ss)
+		}
 	}
 	if ss.open() && ss.registered {
 		if at, found := s.pcipal.ExpiresAt(ss.providerGUID); !found || !now.Before(at) {
