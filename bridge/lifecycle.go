@@ -21,7 +21,7 @@ const (
 	// trigTTL: the sweep found the session's TTL (or a postponed expiry) due.
 	trigTTL
 	// trigAbandoned: the sweep found a session pending past pendingGrace: the process that
-	// created it died mid-create.
+	// created it died mid-create (or could not record VCC's answer).
 	trigAbandoned
 	// trigFrameRefused: the widget saw the provider refuse the attempt's frame (trigger 1).
 	trigFrameRefused
@@ -173,8 +173,7 @@ func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules
 	switch t.kind {
 	case trigAbandoned:
 		if sess.Status == StatusPending {
-			return action{kind: actFail, finish: finish{to: StatusFailed, failure: &Failure{Code: CodeInternalError,
-				Error: "paybridge stopped while starting this session; create a new session."}}}
+			return action{kind: actFail, finish: finish{to: StatusFailed, failure: abandonedCreate(sess)}}
 		}
 	case trigCancel:
 		return onCancel(sess, view, r, now)
@@ -184,6 +183,20 @@ func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules
 		return onProviderStatus(sess, t.status, view, t, now, r)
 	}
 	return action{kind: actIgnore}
+}
+
+// abandonedCreate is the failure of a create cut off while VCC was asked: VCC may have started a
+// payment session paybridge never recorded (a page the call was transferred to, a link texted to
+// the customer), and nobody here can ask VCC about it without its GUID. So paybridge cannot tell
+// whether money may move: it says so, and the session is never restarted.
+func abandonedCreate(sess *Session) *Failure {
+	ref := ""
+	if sess.Reference != "" {
+		ref = " (reference " + sess.Reference + ")"
+	}
+	return &Failure{Code: CodeTransactionVerificationFailed, Error: "paybridge stopped while VCC was starting this session: " +
+		"VCC may have opened a payment page, or texted a payment link, that paybridge could not record. " +
+		"Check the payment provider's records for this payment" + ref + " before taking it again."}
 }
 
 // pastTTL reports whether sess is open past its TTL: it must be settled before anything else.

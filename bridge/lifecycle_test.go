@@ -165,7 +165,7 @@ func TestDecide(t *testing.T) {
 		// Open sessions within their TTL.
 		{rule: "open: a read within the TTL changes nothing", sess: active, trigger: read, want: actIgnore},
 		{rule: "open: the sweep before the TTL changes nothing", sess: active, trigger: ttl, want: actIgnore},
-		{rule: "abandoned: a create that never finished fails the pending session", sess: pending, trigger: abandoned, want: actFail, to: StatusFailed, failure: CodeInternalError},
+		{rule: "abandoned: a create that never finished fails the pending session, unverifiable: VCC may have started one", sess: pending, trigger: abandoned, want: actFail, to: StatusFailed, failure: CodeTransactionVerificationFailed},
 		{rule: "abandoned: an active session is not abandoned", sess: active, trigger: abandoned, want: actIgnore},
 
 		// Cancel.
