@@ -782,6 +782,17 @@ func TestBrowserOpenPayments(t *testing.T) {
 	assert.Equal(t, first, eval[string](d, `document.getElementById("desk").dataset.activeSession`), "the demo buttons act on the payment shown")
 	d.screenshot("open-payments")
 
+	// paybridge starts a new page for the second in the background: the list shows it, the panel
+	// stays on the first, whose page is not posted again.
+	mark = traffic.mark()
+	postJSON(t, info.BaseURL+"/v1/sessions/"+second+"/restart", info.SecretKey, "")
+	d.waitFor("the second's new attempt in the list",
+		`document.querySelector(".open-item[data-session-id='`+second+`'] .open-label").textContent.endsWith("attempt 2")`)
+	assert.Equal(t, first, d.shownSession(), "a background restart does not take the panel")
+	fv, _ = d.waitCapturePage(info, first, 1)
+	assert.Equal(t, 1, fv.Attempt)
+	assert.Empty(t, traffic.sentSince(mark, "session.refresh"), "nothing asked about the payment on screen")
+
 	// The card is declined: the agent reads a sentence, not the gateway's REJECT.
 	d.click(`[data-demo-action="decline"]`)
 	d.waitFor("the decline", `document.querySelector(".pb-outcome[data-outcome='failed']")`)

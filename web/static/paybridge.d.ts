@@ -82,7 +82,9 @@ declare namespace PayBridge {
     restart(sessionId: string): void;
     /**
      * Puts another open payment of the agent (one seen in "ready" or "handoff") in the panel. Its
-     * current attempt is asked of paybridge first, as after a reload. Throws when not connected,
+     * current attempt is asked of paybridge first, as after a reload. A new attempt of a payment
+     * not on screen (renewed by paybridge) fires "handoff" but leaves the panel alone while
+     * another open payment is shown. Throws when not connected,
      * or when sessionId is not an open payment of this agent.
      */
     show(sessionId: string): void;

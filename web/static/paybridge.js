@@ -405,7 +405,21 @@
         note("handoff", "Payment page for attempt " + data.attempt + " handed over", {session: data.sessionId, attempt: data.attempt});
         emit("handoff", publicHandoff(data));
       }
+      if (inBackground(data)) {
+        // A new page for a payment the agent switched away from (paybridge renewed it): it does
+        // not take the panel from the open payment the agent is on; show() brings it up, asking
+        // paybridge first as for any page not posted yet.
+        highest.set(data.sessionId, data.attempt | 0);
+        return;
+      }
       showHandoff(data, data.session, true);
+    }
+
+    // inBackground reports whether h is a new attempt of a payment this page already knows but is
+    // not showing, while another open payment is on screen and h was not asked for (show()).
+    function inBackground(h) {
+      return !!current && !current.outcome && current.sessionId !== h.sessionId &&
+        highest.has(h.sessionId) && !asked.has(h.sessionId);
     }
 
     // accepts reports whether a handoff is new: not for an ended session, nor an older attempt.

@@ -171,7 +171,7 @@
       const left = r.since + config.recoveryMinMs - clock.now();
       if (left > 0) clock.after(left, done);
       else done();
-    } else if (!waiting && !r) {
+    } else if (!waiting && !r && h.sessionId === widget.state.sessionId) {
       setDriveStatus("The customer is on the card capture page: press Customer pays or Card declined.", "open");
     }
     queueMicrotask(refresh);
