@@ -58,21 +58,24 @@ type harness struct {
 	// activeDurable is unix nanos when a create's active write (its attempt) last became
 	// durable, with harnessConfig.timeActiveCommit.
 	activeDurable atomic.Int64
+	activeStarted atomic.Int64 // when that write was asked for
 }
 
 // activeCommitTimer is the service's store, timing when each create's attempt becomes durable:
 // the moment from which DESIGN section 9 counts the handoff budget.
 type activeCommitTimer struct {
 	bridge.Store
-	at *atomic.Int64
+	at, started *atomic.Int64
 }
 
 // UpdateSession implements bridge.SessionStore: the first update of a session (Version 1) that
 // leaves it active is its create's attempt.
 func (s activeCommitTimer) UpdateSession(ctx context.Context, id string, fn func(*bridge.Session, *bridge.Outbox) error) (*bridge.Session, error) {
+	start := time.Now().UnixNano()
 	sess, err := s.Store.UpdateSession(ctx, id, fn)
 	if err == nil && sess.Status == bridge.StatusActive && sess.Version == 1 {
 		s.at.Store(time.Now().UnixNano())
+		s.started.Store(start)
 	}
 	return sess, err
 }
@@ -153,7 +156,7 @@ func newHarness(t testing.TB, configure ...func(*harnessConfig)) *harness {
 	opts := cfg.service
 	opts.Store, opts.Merchants, opts.Publisher, opts.Keyring = h.store, merchants, h.hub, keyring
 	if cfg.timeActiveCommit {
-		opts.Store = activeCommitTimer{Store: h.store, at: &h.activeDurable}
+		opts.Store = activeCommitTimer{Store: h.store, at: &h.activeDurable, started: &h.activeStarted}
 	}
 	opts.Provider = vcc.New(cfg.vcc)
 	h.sessions, err = bridge.NewService(opts)
