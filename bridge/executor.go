@@ -222,13 +222,13 @@ func (s *Service) finish(ctx context.Context, sess *Session, m *Merchant, f fini
 }
 
 // status asks VCC about one provider session. A session VCC no longer knows (purged after its
-// retention) is reported as expired without a result.
+// retention) is reported as expired without a result, marked Purged: decide tells that apart.
 func (s *Service) status(ctx context.Context, m *Merchant, guid string) (*ProviderStatus, error) {
 	st, err := s.provider.SessionStatus(ctx, m, guid)
 	s.stats.polls.Add(1)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return &ProviderStatus{SessionGUID: guid, State: StateExpired}, nil
+		return &ProviderStatus{SessionGUID: guid, State: StateExpired, Purged: true}, nil
 	case err != nil:
 		s.stats.pollErrors.Add(1)
 		return nil, err

@@ -304,3 +304,26 @@ func TestCustomerSealedAtRest(t *testing.T) {
 		assert.NotContains(t, string(data), v, "customer data in clear in the data file")
 	}
 }
+
+// TestPurgedWhileAway: VCC purges a session 15 minutes after it ends. If its end went unseen
+// (paybridge was away longer than that), a payment on it may have been purged with it: the
+// session fails with transaction_verification_failed, telling the agent not to take the payment
+// again, and no new provider session is started.
+func TestPurgedWhileAway(t *testing.T) {
+	w := newWorld(t)
+	s := w.create(time.Hour)
+	creates := w.stub.Stats().CreateSession
+	_, err := w.stub.Expire(s.Current().SessionGUID)
+	require.NoError(t, err)
+	w.clock.Advance(16 * time.Minute) // no sweep meanwhile: paybridge was away
+	w.svc.Sweep(w.ctx)
+
+	got := w.get(s.ID)
+	assert.Equal(t, bridge.StatusFailed, got.Status)
+	require.NotNil(t, got.Failure)
+	assert.Equal(t, bridge.CodeTransactionVerificationFailed, got.Failure.Code)
+	assert.Contains(t, got.Failure.Error, "before taking it again")
+	assert.Len(t, got.Attempts, 1, "no new attempt")
+	assert.Equal(t, creates, w.stub.Stats().CreateSession, "no second provider session")
+	assert.Equal(t, []bridge.EventType{bridge.EventFailed}, w.webhookTypes())
+}

@@ -61,6 +61,7 @@ func TestDecide(t *testing.T) {
 	reject := func(g string) *ProviderStatus { return st(g, StateFinished, DecisionReject) }
 	over := func(g string) *ProviderStatus { return st(g, StateFinished, "") }
 	expired := func(g string) *ProviderStatus { return st(g, StateExpired, "") }
+	purged := func(g string) *ProviderStatus { p := expired(g); p.Purged = true; return p } // VCC answered 404
 	wrongAmount := accept("g1")
 	wrongAmount.Result["Amount"] = "124"
 	wrongCurrency := accept("g1")
@@ -126,6 +127,13 @@ func TestDecide(t *testing.T) {
 		{rule: "terminal: an agent reconnecting changes nothing", sess: terminal(StatusSucceeded), trigger: lifetime, want: actIgnore},
 		{rule: "terminal: reads and sweeps change nothing", sess: terminal(StatusCancelled), trigger: read, want: actIgnore},
 		{rule: "terminal: the sweep changes nothing", sess: terminal(StatusExpired), trigger: ttl, want: actIgnore},
+		// VCC purges a session 15 minutes after it ends, result and all (a 404).
+		{rule: "purged: a current attempt VCC purged may have been paid unseen: fail unverified, never restart", sess: activeOld, trigger: reported(purged("g1")), want: actFail, to: StatusFailed, failure: CodeTransactionVerificationFailed, note: slog.LevelError},
+		{rule: "purged: a restart asked for after VCC purged the current attempt fails it unverified instead", sess: activeOld, trigger: restart, view: view(purged("g1")), want: actFail, to: StatusFailed, failure: CodeTransactionVerificationFailed, note: slog.LevelError},
+		{rule: "purged: past its TTL too, the session fails unverified rather than expiring", sess: session(StatusActive, past, old), trigger: ttl, view: view(purged("g1")), want: actFail, to: StatusFailed, failure: CodeTransactionVerificationFailed, note: slog.LevelError},
+		{rule: "purged: a payment VCC still holds on another attempt settles the session", sess: session(StatusActive, within, replaced(1, "g1", now.Add(-2*time.Minute)), old), trigger: reported(purged("g1")), view: view(accept("g1")), want: actSettle, to: StatusSucceeded, note: slog.LevelWarn},
+		{rule: "purged: a 404 about an attempt too young to have been purged is no answer: nothing restarts", sess: active, trigger: reported(purged("g1")), want: actIgnore, note: slog.LevelWarn},
+		{rule: "purged: nor does a restart on that 404: it is refused as VCC not answering", sess: active, trigger: restart, view: view(purged("g1")), want: actRefuse, err: CodeProviderUnavailable},
 		{rule: "late: a REJECT after cancel only marks the attempt over", sess: terminal(StatusCancelled), trigger: reported(reject("g1")), want: actRecord, ended: true},
 		{rule: "late: a verified ACCEPT after cancel makes the session succeeded, late", sess: terminal(StatusCancelled), trigger: reported(accept("g1")), want: actSettle, to: StatusSucceeded, late: true, note: slog.LevelWarn},
 		{rule: "late: a verified ACCEPT after expiry makes the session succeeded, late", sess: terminal(StatusExpired), trigger: reported(accept("g1")), want: actSettle, to: StatusSucceeded, late: true, note: slog.LevelWarn},

@@ -64,6 +64,10 @@ type ProviderStatus struct {
 	// Result is paymentResultData as VCC sent it (every value as a string): its keys depend on
 	// the gateway, so it is read through the merchant's GatewayProfile. Empty until a result exists.
 	Result map[string]string
+	// Purged records that VCC no longer knows the session (404): it purges a session 15 minutes
+	// after it ends, result and all. State is then StateExpired, since the session is over, but
+	// whether it was paid can no longer be read.
+	Purged bool
 }
 
 // CaptureInProgress reports whether the customer is keying a card right now, when no restart

@@ -94,6 +94,7 @@ func TestFullFlow(t *testing.T) {
 func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		name     string
+		create   map[string]any // extra create fields
 		act      func(h *harness, s bridge.SessionView)
 		event    string
 		status   bridge.Status
@@ -125,9 +126,17 @@ func TestOutcomes(t *testing.T) {
 			event: "session.failed", status: bridge.StatusFailed, failure: bridge.CodeTransactionVerificationFailed, decision: "ACCEPT",
 		},
 		{
-			name:  "ttl passed expires",
+			name:   "ttl passed expires",
+			create: map[string]any{"expiresIn": 600},
+			act:    func(h *harness, _ bridge.SessionView) { h.clock.Advance(11 * time.Minute) },
+			event:  "session.expired", status: bridge.StatusExpired,
+		},
+		{
+			// paybridge saw nothing for 31 minutes (the clock jumps): the attempt's PCI Pal session
+			// ended at 15 and VCC purged it at 30, so whether the customer paid is gone with it.
+			name:  "ttl passed after VCC purged an attempt it never saw end fails unverified",
 			act:   func(h *harness, _ bridge.SessionView) { h.clock.Advance(31 * time.Minute) },
-			event: "session.expired", status: bridge.StatusExpired,
+			event: "session.failed", status: bridge.StatusFailed, failure: bridge.CodeTransactionVerificationFailed,
 		},
 		{
 			name: "cancel",
@@ -143,7 +152,7 @@ func TestOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			agent, _ := h.connect("agent-1")
-			s := h.createSession("agent-1", nil)
+			s := h.createSession("agent-1", tt.create)
 			agent.handoff()
 			tt.act(h, s)
 			ev := agent.next(tt.event)

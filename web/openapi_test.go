@@ -650,7 +650,9 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		assert.Error(t, spec.validate(t, "/components/schemas/ClientMessage", unknown), "ClientMessage admits only known types")
 		require.NoError(t, sock.conn.WriteMessage(websocket.TextMessage, unknown))
 		sock.next("error")
-		open := create(simple)
+		// Ten minutes to live: its TTL passes while VCC still knows its attempt (a TTL past VCC's
+		// purge of an attempt paybridge never saw end fails unverified instead: TestOutcomes).
+		open := create(map[string]any{"agentId": "agent-1", "amount": 1240, "currency": "GBP", "expiresIn": 600})
 		sock.next("session.handoff")
 		h.control("PUT", "/_control/faults", map[string]any{"create": "http_503"})
 		sock.send(map[string]any{"type": "session.restart", "sessionId": open.ID})
@@ -662,7 +664,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		sock.send(map[string]any{"type": "frame.refused", "data": map[string]any{"sessionId": open.ID, "attempt": 1}})
 		sock.next("session.restarting")
 		sock.next("session.handoff")
-		h.clock.Advance(31 * time.Minute)
+		h.clock.Advance(11 * time.Minute)
 		sock.next("session.expired")
 		check(callAPI(h, "GET", "/v1/sessions/"+open.ID, h.secretKey, nil), http.StatusOK)
 
