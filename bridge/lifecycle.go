@@ -166,13 +166,9 @@ func decide(sess *Session, view *providerView, t trigger, now time.Time, r rules
 	}
 	if sess.Status == StatusActive {
 		var purged bool
-		if view, purged = onPurged(sess, view, now, r); purged && paymentIn(sess, view, r) == nil {
+		if purged = purgedUnseen(sess, view, now, r); purged && paymentIn(sess, view, r) == nil {
 			return action{kind: actFail, finish: finish{to: StatusFailed, failure: purgedFailure(sess)},
 				note: &note{slog.LevelError, "VCC purged the current attempt before paybridge learned its end: reconcile with the back office", []any{"session", sess.ID, "vccSession", sess.Current().SessionGUID}}}
-		}
-		if t.kind == trigProviderStatus && t.status != nil && t.status.Purged && view.of(t.status.SessionGUID) == nil {
-			// The 404 onPurged could not read: no news about the attempt.
-			return action{kind: actIgnore, note: &note{slog.LevelWarn, "vcc status", []any{"session", sess.ID, "err", view.err}}}
 		}
 	}
 	switch {
@@ -210,29 +206,16 @@ func abandonedCreate(sess *Session) *Failure {
 		"Check the payment provider's records for this payment" + ref + " before taking it again."}
 }
 
-// onPurged reads a 404 from VCC about the current attempt of active sess. VCC purges a session
-// 15 minutes (retention) after it ends: if the attempt is at least that old, it ended unseen
-// (paybridge was away) and a payment on it may have been purged with it; nobody can tell any
-// more, so purged is true and the session must fail unverified, never be restarted. A younger
-// attempt cannot have been purged: that 404 is an answer nobody can read, and the view is
-// returned as if VCC could not answer, so nothing is restarted or expired on it.
-func onPurged(sess *Session, view *providerView, now time.Time, r rules) (_ *providerView, purged bool) {
+// purgedUnseen reports whether VCC answered 404 (purged) about the current attempt of active
+// sess and that attempt is at least VCC's retention old. VCC purges a session, result and all,
+// retention after it ends: paybridge did not see it end (it was away), and a payment on it may
+// have been purged with it; nobody can tell any more, so the session must fail unverified, never
+// be restarted. VCC not knowing a younger attempt means it never held a result for it (it cannot
+// have been purged yet): that attempt simply ended, as before.
+func purgedUnseen(sess *Session, view *providerView, now time.Time, r rules) bool {
 	cur := sess.Current()
 	st := view.of(cur.SessionGUID)
-	if st == nil || !st.Purged {
-		return view, false
-	}
-	if !now.Before(cur.StartedAt.Add(r.retention)) {
-		return view, true
-	}
-	v := &providerView{status: map[string]*ProviderStatus{}, err: Errorf(CodeProviderUnavailable,
-		"VCC does not know payment page %s, which is too young (started %s ago) to have been purged; try again shortly.", cur.SessionGUID, now.Sub(cur.StartedAt).Round(time.Second))}
-	for g, s := range view.status {
-		if g != cur.SessionGUID {
-			v.status[g] = s
-		}
-	}
-	return v, false
+	return st != nil && st.Purged && !now.Before(cur.StartedAt.Add(r.retention))
 }
 
 // purgedFailure is the failure of a session whose current attempt VCC purged before paybridge
