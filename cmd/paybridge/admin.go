@@ -32,6 +32,9 @@ type admin interface {
 	CreateKey(ctx context.Context, merchantID string, typ bridge.KeyType, mode bridge.Mode) (*adminKey, error)
 	ListKeys(ctx context.Context, merchantID string, mode bridge.Mode) ([]*adminKey, error)
 	RevokeKey(ctx context.Context, id string) (*adminKey, error)
+	// RollKey replaces key id with a new key of its merchant, type and mode, answered with its
+	// plaintext; id keeps working for grace (0: the key service's default, 24 h).
+	RollKey(ctx context.Context, id string, grace time.Duration) (*adminKey, error)
 	// Backup writes a consistent copy of the bbolt store to w and returns its length.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 }
@@ -50,8 +53,10 @@ type adminKey struct {
 	RolledAt    *time.Time      `json:"rolledAt,omitempty"`
 	RolledTo    string          `json:"rolledTo,omitempty"`
 	ActiveUntil *time.Time      `json:"activeUntil,omitempty"` // a rolled key's grace end
-	RevokedAt   *time.Time      `json:"revokedAt,omitempty"`
-	LastUsedAt  *time.Time      `json:"lastUsedAt"` // null: not known (only a running server knows, since it started)
+	// PreviousUntil, in the answer to a roll, is when the key it replaced stops working.
+	PreviousUntil time.Time  `json:"previousUntil,omitzero"`
+	RevokedAt     *time.Time `json:"revokedAt,omitempty"`
+	LastUsedAt    *time.Time `json:"lastUsedAt"` // null: not known (only a running server knows, since it started)
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -129,11 +134,7 @@ func (l *localAdmin) ListKeys(ctx context.Context, merchantID string, mode bridg
 // RevokeKey implements admin: the key, whichever merchant's, ends at once; the key service's
 // rules hold (never the last active secret key of a merchant and mode).
 func (l *localAdmin) RevokeKey(ctx context.Context, id string) (*adminKey, error) {
-	key, err := l.store.APIKey(ctx, id)
-	if errors.Is(err, bridge.ErrNotFound) {
-		return nil, bridge.Errorf(bridge.CodeValidationError, "No API key %q exists.", id).WithParam("id").
-			WithFix("Take the id (key_...) from paybridge keys list.")
-	}
+	key, err := l.ownedKey(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +143,35 @@ func (l *localAdmin) RevokeKey(ctx context.Context, id string) (*adminKey, error
 		return nil, err
 	}
 	return l.view(revoked), nil
+}
+
+// RollKey implements admin: the key, whichever merchant's, is rolled by the key service's rules.
+func (l *localAdmin) RollKey(ctx context.Context, id string, grace time.Duration) (*adminKey, error) {
+	key, err := l.ownedKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	plain, next, err := l.keys.RollKey(ctx, key.MerchantID, id, grace)
+	if err != nil {
+		return nil, err
+	}
+	old, err := l.store.APIKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := l.view(next)
+	v.Plaintext, v.PreviousUntil = plain, old.ExpiresAt.UTC()
+	return v, nil
+}
+
+// ownedKey reads key id for an operation on it, or says there is none.
+func (l *localAdmin) ownedKey(ctx context.Context, id string) (*bridge.APIKey, error) {
+	key, err := l.store.APIKey(ctx, id)
+	if errors.Is(err, bridge.ErrNotFound) {
+		return nil, bridge.Errorf(bridge.CodeValidationError, "No API key %q exists.", id).WithParam("id").
+			WithFix("Take the id (key_...) from paybridge keys list.")
+	}
+	return key, err
 }
 
 // Backup implements admin.
@@ -267,6 +297,7 @@ type adminRequest struct {
 	Merchant string         `json:"merchant"`
 	Type     bridge.KeyType `json:"type"`
 	Mode     bridge.Mode    `json:"mode"`
+	Grace    time.Duration  `json:"grace,omitempty"` // a roll's
 }
 
 // adminError is an error as the admin socket answers it; the client rebuilds the bridge.Error.
@@ -320,6 +351,20 @@ func adminHandler(local *localAdmin, logger *slog.Logger) http.Handler {
 		}
 		logger.InfoContext(r.Context(), "api key revoked", "via", "admin socket", "merchant", k.Merchant, "key", k.ID)
 		writeAdminJSON(w, http.StatusOK, k)
+	})
+	mux.HandleFunc("POST /v1/keys/{id}/roll", func(w http.ResponseWriter, r *http.Request) {
+		var req adminRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			fail(w, r, bridge.Errorf(bridge.CodeValidationError, "The request body is not valid JSON."))
+			return
+		}
+		k, err := local.RollKey(r.Context(), r.PathValue("id"), req.Grace)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		logger.InfoContext(r.Context(), "api key rolled", "via", "admin socket", "merchant", k.Merchant, "key", r.PathValue("id"), "replacement", k.ID)
+		writeAdminJSON(w, http.StatusCreated, k)
 	})
 	mux.HandleFunc("GET /v1/backup", func(w http.ResponseWriter, r *http.Request) {
 		// The copy's length goes out first, so the client can tell a complete copy from a cut one.
@@ -446,6 +491,15 @@ func (s *socketAdmin) ListKeys(ctx context.Context, merchantID string, mode brid
 func (s *socketAdmin) RevokeKey(ctx context.Context, id string) (*adminKey, error) {
 	var k adminKey
 	if err := s.do(ctx, "POST", "/v1/keys/"+url.PathEscape(id)+"/revoke", nil, &k); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// RollKey implements admin.
+func (s *socketAdmin) RollKey(ctx context.Context, id string, grace time.Duration) (*adminKey, error) {
+	var k adminKey
+	if err := s.do(ctx, "POST", "/v1/keys/"+url.PathEscape(id)+"/roll", adminRequest{Grace: grace}, &k); err != nil {
 		return nil, err
 	}
 	return &k, nil

@@ -17,6 +17,7 @@ import (
 const keysUsage = `usage: paybridge keys create --config F --merchant M [--type secret|publishable] [--mode test|live]
        paybridge keys list   --config F [--merchant M] [--mode test|live] [--json]
        paybridge keys revoke --config F ID
+       paybridge keys roll   --config F [--grace 24h] ID
 
 While serve runs on bbolt these go through its admin socket (admin.socket, beside the store by
 default; run them as the server's OS user); on PostgreSQL they use the database beside the nodes.
@@ -35,6 +36,8 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		return cliError(runKeysList(ctx, args[1:], getenv, stdout, stderr))
 	case "revoke":
 		return cliError(runKeysRevoke(ctx, args[1:], getenv, stdout, stderr))
+	case "roll":
+		return cliError(runKeysRoll(ctx, args[1:], getenv, stdout, stderr))
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, keysUsage)
 		return nil
@@ -173,6 +176,46 @@ func runKeysRevoke(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	fmt.Fprintf(stdout, "revoked %s key %s (%s) of merchant %s (%s) at %s\n", k.Type, k.ID, k.Key, k.Merchant, k.Mode, k.RevokedAt.Format(time.RFC3339))
+	return nil
+}
+
+// runKeysRoll is `paybridge keys roll ID`: a new key replaces ID, printed once; ID keeps working
+// for the grace window, so callers can switch over.
+func runKeysRoll(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, cfgPath := keysFlags("roll", "roll --config F [--grace 24h] ID", stderr)
+	graceFlag := fs.String("grace", "", "how long the rolled key keeps working: a duration (0s ends it at once; default: the config's keys.rollGrace, 24h)")
+	ids, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(ids) != 1 || !strings.HasPrefix(ids[0], "key_") {
+		return errors.New("keys roll: give exactly one key id (key_..., from paybridge keys list)")
+	}
+	// The key service reads a grace of 0 as its default (keys.rollGrace): a roll that ends the
+	// old key at once asks for the shortest grace there is.
+	var grace time.Duration
+	if *graceFlag != "" {
+		d, err := time.ParseDuration(*graceFlag)
+		switch {
+		case err != nil:
+			return fmt.Errorf("keys roll: --grace %q is not a duration (say 24h, 30m or 0s)", *graceFlag)
+		case d < 0:
+			return errors.New("keys roll: --grace cannot be negative")
+		}
+		grace = max(d, time.Nanosecond)
+	}
+	ops, done, err := adminFor(ctx, *cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	defer done()
+	k, err := ops.RollKey(ctx, ids[0], grace)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", k.Plaintext)
+	fmt.Fprintf(stderr, "rolled %s into %s key %s for merchant %s (%s); the old key keeps working until %s; the new one is shown once: store it now\n",
+		ids[0], k.Type, k.ID, k.Merchant, k.Mode, k.PreviousUntil.Format(time.RFC3339))
 	return nil
 }
 

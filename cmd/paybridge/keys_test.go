@@ -141,6 +141,52 @@ func TestKeysCommands(t *testing.T) {
 	}
 }
 
+// TestKeysRoll: keys roll on the store directly prints the replacement once; the old key keeps
+// working for --grace (24 h by default), is listed as rolled, and may no longer be rolled again.
+func TestKeysRoll(t *testing.T) {
+	cfg := keysConfig(t, "")
+	_, errOut, err := cli(t, "keys", "create", "--config", cfg, "--merchant", "acme")
+	require.NoError(t, err, errOut)
+	first := createdID(t, errOut)
+
+	next, errOut, err := cli(t, "keys", "roll", first, "--config", cfg)
+	require.NoError(t, err, errOut)
+	require.Regexp(t, `^vp_sk_test_[0-9A-Za-z]{24,}\n$`, next)
+	assert.Contains(t, errOut, "keeps working until "+time.Now().Add(24*time.Hour).UTC().Format("2006-01-02T15"), "24 hours, the config's keys.rollGrace")
+	second := createdIDAfter(t, errOut, first)
+	old, replacement := keyByID(listKeys(t, cfg), first), keyByID(listKeys(t, cfg), second)
+	require.NotNil(t, old)
+	require.NotNil(t, replacement)
+	assert.Equal(t, bridge.KeyRolled, old.Status)
+	assert.Equal(t, second, old.RolledTo)
+	require.NotNil(t, old.ActiveUntil)
+	assert.WithinDuration(t, time.Now().Add(24*time.Hour), *old.ActiveUntil, time.Minute)
+	assert.Equal(t, bridge.KeyActive, replacement.Status)
+	assert.Equal(t, bridge.KeySecret, replacement.Type)
+
+	_, errOut, err = cli(t, "keys", "roll", "--config", cfg, "--grace", "0s", second)
+	require.NoError(t, err, errOut)
+	assert.NotEqual(t, bridge.KeyActive, keyByID(listKeys(t, cfg), second).Status, "ended at once")
+	_, _, err = cli(t, "keys", "roll", "--config", cfg, "--grace", "-1s", second)
+	assert.ErrorContains(t, err, "cannot be negative")
+	_, _, err = cli(t, "keys", "roll", "--config", cfg, "--grace", "soon", second)
+	assert.ErrorContains(t, err, "not a duration")
+	_, _, err = cli(t, "keys", "roll", "--config", cfg, "key_doesnotexist0000")
+	assert.ErrorContains(t, err, "No API key")
+}
+
+// createdIDAfter is the key id other than prev that a roll reports on stderr.
+func createdIDAfter(t *testing.T, stderr, prev string) string {
+	t.Helper()
+	for f := range strings.FieldsSeq(stderr) {
+		if strings.HasPrefix(f, "key_") && f != prev {
+			return f
+		}
+	}
+	t.Fatalf("no new key id in %q", stderr)
+	return ""
+}
+
 // TestKeysAndBackupHelp: --help of every subcommand exits 0 and lists its flags.
 func TestKeysAndBackupHelp(t *testing.T) {
 	tests := []struct {
@@ -150,6 +196,7 @@ func TestKeysAndBackupHelp(t *testing.T) {
 		{[]string{"keys", "create", "--help"}, []string{"-config", "-merchant", "-type", "-mode"}},
 		{[]string{"keys", "list", "--help"}, []string{"-config", "-merchant", "-mode", "-json"}},
 		{[]string{"keys", "revoke", "--help"}, []string{"-config", "revoke --config F ID"}},
+		{[]string{"keys", "roll", "--help"}, []string{"-config", "-grace", "roll --config F [--grace 24h] ID"}},
 		{[]string{"backup", "--help"}, []string{"-config", "-out", "-force", "master key"}},
 	}
 	for _, tt := range tests {
@@ -234,6 +281,15 @@ func TestKeysAndBackupWhileServing(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, errOut, "last use is known only", "the server answered")
 	assert.NotContains(t, table, plain)
+	// Rolled through the socket, with no grace: the new key works at once, the old one no more.
+	rolled, errOut, err := cli(t, "keys", "roll", "--config", w.cfgPath, "--grace", "0s", id)
+	require.NoError(t, err, "%s", errOut)
+	rolled = strings.TrimSpace(rolled)
+	require.Regexp(t, `^vp_sk_test_[0-9A-Za-z]{24,}$`, rolled)
+	assert.Equal(t, http.StatusOK, status(t, "GET", base+"/v1/sessions", rolled), "the replacement works at once")
+	assert.Equal(t, http.StatusUnauthorized, status(t, "GET", base+"/v1/sessions", plain), "the rolled key ended at once")
+	assert.NotContains(t, srv.stderr.String(), rolled, "no key in serve's log")
+	id, plain = createdIDAfter(t, errOut, id), rolled
 	_, _, err = cli(t, "keys", "revoke", "--config", w.cfgPath, id)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusUnauthorized, status(t, "GET", base+"/v1/sessions", plain), "revoked at once")

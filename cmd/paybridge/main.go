@@ -47,6 +47,7 @@ Usage:
   paybridge keys create --config F --merchant M --type secret|publishable --mode test|live
   paybridge keys list --config F [--merchant M] [--mode test|live] [--json]
   paybridge keys revoke --config F ID
+  paybridge keys roll --config F [--grace 24h] ID
   paybridge backup --config F --out FILE [--force]
   paybridge check --config paybridge.yaml
   paybridge reconcile --config paybridge.yaml [--since 24h] [--json]
