@@ -128,20 +128,7 @@ func (s *EventService) ListPage(ctx context.Context, p *EventListParams) (*Event
 // List iterates over every event matching p, newest first, fetching pages as it goes. An error
 // ends the iteration after it is yielded.
 func (s *EventService) List(ctx context.Context, p *EventListParams) iter.Seq2[*Event, error] {
-	return pages(func(after string) ([]*Event, bool, error) {
-		var page EventListParams
-		if p != nil {
-			page = *p
-		}
-		if after != "" {
-			page.StartingAfter = after
-		}
-		list, err := s.ListPage(ctx, &page)
-		if err != nil {
-			return nil, false, err
-		}
-		return list.Data, list.HasMore, nil
-	}, func(ev *Event) string { return ev.ID })
+	return pages(ctx, s.c, "/v1/events", p.query(), func(ev *Event) string { return ev.ID })
 }
 
 // Resend queues one more webhook delivery of event id now, with a fresh retry window, and

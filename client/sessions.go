@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"iter"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -238,44 +239,38 @@ func (s *SessionService) ListPage(ctx context.Context, p *SessionListParams) (*S
 // List iterates over every session p selects, newest first, reading page after page (of
 // p.Limit) as it goes. An error ends the iteration, yielded with a nil session.
 func (s *SessionService) List(ctx context.Context, p *SessionListParams) iter.Seq2[*Session, error] {
-	return pages(func(after string) ([]*Session, bool, error) {
-		var page SessionListParams
-		if p != nil {
-			page = *p
-		}
-		if after != "" {
-			page.StartingAfter = after
-		}
-		list, err := s.ListPage(ctx, &page)
-		if err != nil {
-			return nil, false, err
-		}
-		return list.Data, list.HasMore, nil
-	}, func(sess *Session) string { return sess.ID })
+	return pages(ctx, s.c, "/v1/sessions", p.query(), func(sess *Session) string { return sess.ID })
 }
 
-// pages iterates over a list endpoint's items, newest first: fetch reads the page after the item
-// whose id it is given ("" for the first page) and reports whether another follows. An error
-// ends the iteration, yielded with a zero item.
-func pages[T any](fetch func(after string) ([]T, bool, error), id func(T) string) iter.Seq2[T, error] {
+// listPage is one page of any list endpoint, as pages reads it.
+type listPage[T any] struct {
+	APIResource
+	Data    []T  `json:"data"`
+	HasMore bool `json:"hasMore"`
+}
+
+// pages iterates over the items of the list endpoint at path, newest first, for the filters in
+// q: each page after the first starts after the last item of the one before (starting_after),
+// until the server says there is no more. An error ends the iteration, yielded with a zero item.
+func pages[T any](ctx context.Context, c *Client, path string, q url.Values, id func(T) string) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
-		after := ""
+		q := maps.Clone(q)
 		for {
-			items, more, err := fetch(after)
+			list, err := do[listPage[T]](ctx, c, request{method: http.MethodGet, path: path, query: q})
 			if err != nil {
 				yield(zero, err)
 				return
 			}
-			for _, item := range items {
+			for _, item := range list.Data {
 				if !yield(item, nil) {
 					return
 				}
 			}
-			if !more || len(items) == 0 {
+			if !list.HasMore || len(list.Data) == 0 {
 				return
 			}
-			after = id(items[len(items)-1])
+			q.Set("starting_after", id(list.Data[len(list.Data)-1]))
 		}
 	}
 }
