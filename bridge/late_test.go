@@ -41,6 +41,26 @@ func (w *world) webhookTypes() []bridge.EventType {
 	return types
 }
 
+// paidLate checks that session id succeeded late and returns it.
+func (w *world) paidLate(t *testing.T, id string) *bridge.Session {
+	t.Helper()
+	got := w.get(id)
+	assert.Equal(t, bridge.StatusSucceeded, got.Status)
+	require.NotNil(t, got.Result)
+	assert.True(t, got.Result.Late)
+	return got
+}
+
+// createDigital starts a digital session (a link VCC texts to the customer) with ttl (0: the
+// default).
+func (w *world) createDigital(t *testing.T, ttl time.Duration) *bridge.Session {
+	t.Helper()
+	s, err := w.svc.CreateSession(w.ctx, &bridge.CreateSessionInput{MerchantID: "acme", Mode: bridge.ModeTest,
+		AgentID: "agent-1", Amount: 1240, Currency: "GBP", Channel: bridge.ChannelDigital, ExpiresIn: ttl})
+	require.NoError(t, err)
+	return s
+}
+
 // TestLatePayment: VCC cannot end a provider session, so a customer can still pay after paybridge
 // cancelled or expired the session. A verified ACCEPT then makes the session succeeded with
 // result.late, tells the agent and the merchant; a REJECT changes nothing; the watch ends when
@@ -63,10 +83,7 @@ func TestLatePayment(t *testing.T) {
 		w.clock.Advance(11 * time.Second)
 		w.svc.Sweep(w.ctx)
 
-		got := w.get(s.ID)
-		assert.Equal(t, bridge.StatusSucceeded, got.Status)
-		require.NotNil(t, got.Result)
-		assert.True(t, got.Result.Late)
+		got := w.paidLate(t, s.ID)
 		assert.Nil(t, got.Failure)
 		assert.False(t, got.Open(), "nothing left to watch")
 		assert.Equal(t, []string{string(bridge.EventSucceeded)}, drain(sub), "the agent hears of the payment")
@@ -83,17 +100,12 @@ func TestLatePayment(t *testing.T) {
 		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
 		w.clock.Advance(11 * time.Second)
 		w.svc.Sweep(w.ctx)
-		got := w.get(s.ID)
-		assert.Equal(t, bridge.StatusSucceeded, got.Status)
-		require.NotNil(t, got.Result)
-		assert.True(t, got.Result.Late)
+		w.paidLate(t, s.ID)
 		assert.Equal(t, []bridge.EventType{bridge.EventExpired, bridge.EventSucceeded}, w.webhookTypes())
 	})
 	t.Run("digital link paid a day after the session expired", func(t *testing.T) {
 		w := newWorld(t)
-		s, err := w.svc.CreateSession(w.ctx, &bridge.CreateSessionInput{MerchantID: "acme", Mode: bridge.ModeTest,
-			AgentID: "agent-1", Amount: 1240, Currency: "GBP", Channel: bridge.ChannelDigital, ExpiresIn: 5 * time.Minute})
-		require.NoError(t, err)
+		s := w.createDigital(t, 5*time.Minute)
 		w.clock.Advance(5*time.Minute + time.Second)
 		w.svc.Sweep(w.ctx)
 		expired := w.get(s.ID)
@@ -108,18 +120,13 @@ func TestLatePayment(t *testing.T) {
 		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
 		w.clock.Advance(time.Minute + time.Second) // links are asked about once a minute by then
 		w.svc.Sweep(w.ctx)
-		got := w.get(s.ID)
-		assert.Equal(t, bridge.StatusSucceeded, got.Status)
-		require.NotNil(t, got.Result)
-		assert.True(t, got.Result.Late)
+		w.paidLate(t, s.ID)
 		assert.Equal(t, []bridge.EventType{bridge.EventExpired, bridge.EventSucceeded}, w.webhookTypes())
 	})
 	t.Run("digital link watch ends when the link does", func(t *testing.T) {
 		w := newWorld(t)
-		s, err := w.svc.CreateSession(w.ctx, &bridge.CreateSessionInput{MerchantID: "acme", Mode: bridge.ModeTest,
-			AgentID: "agent-1", Amount: 1240, Currency: "GBP", Channel: bridge.ChannelDigital})
-		require.NoError(t, err)
-		_, err = w.svc.CancelSession(w.ctx, sc, s.ID)
+		s := w.createDigital(t, 0)
+		_, err := w.svc.CancelSession(w.ctx, sc, s.ID)
 		require.NoError(t, err)
 		for range 3 { // the stub ends the link after 72 hours, then purges it
 			w.clock.Advance(25 * time.Hour)
@@ -176,10 +183,7 @@ func TestLatePayment(t *testing.T) {
 		w.complete(s.Current().SessionGUID, bridge.DecisionAccept)
 		w.clock.Advance(5 * time.Second)
 		w.svc.Sweep(w.ctx) // the watch ends: VCC still holds the result for 15 minutes
-		got := w.get(s.ID)
-		assert.Equal(t, bridge.StatusSucceeded, got.Status)
-		require.NotNil(t, got.Result)
-		assert.True(t, got.Result.Late)
+		got := w.paidLate(t, s.ID)
 		assert.False(t, got.Open(), "nothing left to watch")
 	})
 	t.Run("the watch survives a restart of the process", func(t *testing.T) {
