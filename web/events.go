@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/paybridge/paybridge/bridge"
@@ -62,13 +61,6 @@ func viewEvent(m *bridge.OutboxMessage) *eventView {
 	return v
 }
 
-// eventListResponse is a page of events, shaped as the sessions list.
-type eventListResponse struct {
-	Object  string       `json:"object"`
-	Data    []*eventView `json:"data"`
-	HasMore bool         `json:"hasMore"`
-}
-
 // events is the events API's service over this server's store.
 func (s *Server) events() *bridge.EventService {
 	return &bridge.EventService{Store: s.store, Merchants: s.merchants, Clock: s.clock}
@@ -81,33 +73,21 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	f := bridge.EventFilter{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, Type: bridge.EventType(q.Get("type")),
-		SessionID: q.Get("sessionId"), StartingAfter: q.Get("starting_after"), Limit: 10}
+		SessionID: q.Get("sessionId"), StartingAfter: q.Get("starting_after")}
 	if f.Type != "" && bridge.TerminalEvent(terminalStatus(f.Type)) != f.Type {
 		return bridge.Errorf(bridge.CodeValidationError, "type must be one of session.succeeded, session.failed, session.expired, session.cancelled; got %q",
 			capText(string(f.Type), capInputText)).WithParam("type")
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return bridge.Errorf(bridge.CodeValidationError, "limit must be an integer from 1 to 100, got %q", capText(v, capInputText)).WithParam("limit")
-		}
-		f.Limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		return err
 	}
-	want := f.Limit
-	f.Limit++ // one more tells whether there is another page
+	f.Limit = limit + 1 // one more tells whether there is another page
 	list, err := s.events().List(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	out := eventListResponse{Object: "list", Data: []*eventView{}}
-	for i, m := range list {
-		if i == want {
-			out.HasMore = true
-			break
-		}
-		out.Data = append(out.Data, viewEvent(m))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(w, list, limit, viewEvent)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -167,11 +168,39 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listResponse is a page of sessions.
-type listResponse struct {
-	Object  string                `json:"object"`
-	Data    []*bridge.SessionView `json:"data"`
-	HasMore bool                  `json:"hasMore"`
+// listPage is a page of any list endpoint (sessions, events), newest first.
+type listPage[V any] struct {
+	Object  string `json:"object"` // "list"
+	Data    []V    `json:"data"`
+	HasMore bool   `json:"hasMore"`
+}
+
+// pageLimit reads a list's limit parameter: bridge.DefaultListLimit when absent, else an integer
+// from 1 to bridge.MaxListLimit.
+func pageLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return bridge.DefaultListLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > bridge.MaxListLimit {
+		return 0, bridge.Errorf(bridge.CodeValidationError, "limit must be an integer from 1 to %d, got %q", bridge.MaxListLimit, capText(v, capInputText)).WithParam("limit")
+	}
+	return n, nil
+}
+
+// writePage answers a list read with one item more than limit, which only tells whether another
+// page follows, as a page of views.
+func writePage[T, V any](w http.ResponseWriter, list []T, limit int, view func(T) V) {
+	out := listPage[V]{Object: "list", Data: []V{}}
+	for i, item := range list {
+		if i == limit {
+			out.HasMore = true
+			break
+		}
+		out.Data = append(out.Data, view(item))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
@@ -181,32 +210,20 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	f := bridge.SessionFilter{MerchantID: p.Merchant.ID, Mode: p.Key.Mode, AgentID: q.Get("agentId"),
-		Status: bridge.Status(q.Get("status")), StartingAfter: q.Get("starting_after"), Limit: 10}
+		Status: bridge.Status(q.Get("status")), StartingAfter: q.Get("starting_after")}
 	if f.Status != "" && !f.Status.Valid() {
 		return bridge.Errorf(bridge.CodeValidationError, "status must be one of pending, active, succeeded, failed, expired, cancelled; got %q", capText(string(f.Status), capInputText)).WithParam("status")
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return bridge.Errorf(bridge.CodeValidationError, "limit must be an integer from 1 to 100, got %q", capText(v, capInputText)).WithParam("limit")
-		}
-		f.Limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		return err
 	}
-	want := f.Limit
-	f.Limit++ // one more tells whether there is another page
+	f.Limit = limit + 1 // one more tells whether there is another page
 	list, err := s.sessions.ListSessions(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	out := listResponse{Object: "list", Data: []*bridge.SessionView{}}
-	for i, sess := range list {
-		if i == want {
-			out.HasMore = true
-			break
-		}
-		out.Data = append(out.Data, sess.View())
-	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(w, list, limit, (*bridge.Session).View)
 	return nil
 }
 
