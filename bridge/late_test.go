@@ -331,3 +331,37 @@ func TestPurgedWhileAway(t *testing.T) {
 	assert.Equal(t, creates, w.stub.Stats().CreateSession, "no second provider session")
 	assert.Equal(t, []bridge.EventType{bridge.EventFailed}, w.webhookTypes())
 }
+
+// TestAbandonedCreate: a process that died while VCC was asked to start a session leaves it
+// pending. The process after it fails it once pendingGrace has passed, unverified: VCC may have
+// opened a page or texted a link paybridge never learned the GUID of; it is never restarted, and
+// reconciliation lists it for the back office.
+func TestAbandonedCreate(t *testing.T) {
+	w := newWorld(t)
+	now := w.clock.Now().UTC()
+	id := bridge.NewSessionID(bridge.ModeTest)
+	require.NoError(t, w.store.CreateSession(w.ctx, &bridge.Session{ID: id, MerchantID: "acme", Mode: bridge.ModeTest,
+		AgentID: "agent-1", Channel: bridge.ChannelAgentAssist, Amount: 1240, Currency: "GBP", Reference: "INV-77",
+		Status: bridge.StatusPending, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(30 * time.Minute)}))
+	w.restartService() // the process that wrote it is gone
+	creates := w.stub.Stats().CreateSession
+
+	w.svc.Sweep(w.ctx)
+	require.Equal(t, bridge.StatusPending, w.get(id).Status, "within pendingGrace its create may still be answered")
+	w.clock.Advance(2*time.Minute + time.Second)
+	w.svc.Sweep(w.ctx)
+
+	got := w.get(id)
+	assert.Equal(t, bridge.StatusFailed, got.Status)
+	require.NotNil(t, got.Failure)
+	assert.Equal(t, bridge.CodeTransactionVerificationFailed, got.Failure.Code)
+	assert.Contains(t, got.Failure.Error, "reference INV-77")
+	assert.Empty(t, got.Attempts, "never restarted")
+	assert.Equal(t, creates, w.stub.Stats().CreateSession, "no provider session started for it")
+
+	found, err := w.svc.Reconcile(w.ctx, now.Add(-time.Hour))
+	require.NoError(t, err)
+	require.Len(t, found, 1)
+	assert.Equal(t, bridge.DiscrepancyUnverified, found[0].Kind)
+	assert.Equal(t, id, found[0].SessionID)
+}
